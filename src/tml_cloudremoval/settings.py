@@ -1,0 +1,14 @@
+"""Kedro project settings: https://docs.kedro.org/en/stable/kedro_project_setup/settings.html"""
+
+from kedro.config import OmegaConfigLoader
+
+# kedro-viz writes .viz/ event files on every run through a hook; keep runs free of side files.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # An env (e.g. conf/demo) overrides single keys such as training.epochs, not whole sections.
+    "merge_strategy": {"parameters": "soft"},
+}
