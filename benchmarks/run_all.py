@@ -1,0 +1,41 @@
+"""Run every benchmark in this folder, one process each, and print their tables in turn.
+
+Usage: ``python benchmarks/run_all.py [--quick]``. ``--quick`` is passed on to each script
+(smaller sizes, fewer repeats) for a first look; the published figures use the defaults.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = (
+    "bench_cloud_mask.py",
+    "bench_input_pipeline.py",
+    "bench_training.py",
+    "bench_inference.py",
+)
+
+
+def main(argv: list[str]) -> int:
+    extra = [a for a in argv if a == "--quick"]
+    scripts = [HERE / name for name in ORDER if (HERE / name).exists()]
+    scripts += sorted(p for p in HERE.glob("bench_*.py") if p.name not in ORDER)
+    failed = []
+    for script in scripts:
+        print(f"\n===== {script.name} =====", flush=True)
+        start = time.perf_counter()
+        rc = subprocess.call([sys.executable, str(script), *extra], cwd=HERE.parent)
+        print(f"({script.name}: {time.perf_counter() - start:.0f} s, exit {rc})", flush=True)
+        if rc:
+            failed.append(script.name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
