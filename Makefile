@@ -19,7 +19,7 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED) ## create .venv and install the project with its test tools
 
 sample-data: $(INSTALLED) ## write the synthetic SEN12MS-CR sample and TML scene (skipped when present)
-	$(BIN)/kedro run --pipeline sample_data
+	$(BIN)/kedro run --pipelines sample_data
 
 run: sample-data ## the default pipeline end to end on the sample data (demo settings)
 	$(BIN)/kedro run --env $(KEDRO_ENV)

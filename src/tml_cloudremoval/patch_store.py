@@ -144,6 +144,9 @@ def write_patch_store(
             **(meta or {}),
         }
         (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700 folders; give the usual mode
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
