@@ -1,0 +1,27 @@
+"""sample_data pipeline: two independent, named nodes with persisted summaries."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import make_sample_sen12mscr, make_sample_tml_scene
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Synthetic SEN12MS-CR dataset + sample TML scene (each skipped when already up to date)."""
+    return Pipeline(
+        [
+            Node(
+                make_sample_sen12mscr,
+                ["params:sample_data.seed", "params:sample_data.sen12mscr"],
+                "sample_sen12mscr_summary",
+                name="make_sample_sen12mscr",
+            ),
+            Node(
+                make_sample_tml_scene,
+                ["params:sample_data.seed", "params:sample_data.tml_scene"],
+                "sample_tml_scene_summary",
+                name="make_sample_tml_scene",
+            ),
+        ]
+    )
