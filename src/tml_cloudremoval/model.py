@@ -1,0 +1,147 @@
+"""The DSen2-CR residual network for the 10 TML bands, as a plain functional Keras model.
+
+Meraner et al. (2020): optical and SAR are concatenated, lifted to ``features`` channels by a 3x3
+convolution, refined by ``blocks`` residual blocks (conv, ReLU, conv, scale by 0.1, add) and
+mapped back to the 10 optical bands, which are added to the optical input (long skip): the
+network predicts a correction of the cloudy image.
+
+Layout is channels_last. Inputs, all float32 in model units (see ``tml_cloudremoval.normalise``):
+
+- ``"optical"``: (B, H, W, 10) cloudy TML bands at 10 m, normalised to [0, 5]
+- ``"sar"``:     (B, H/4, W/4, 2) VV, VH on the 40 m grid, normalised to [0, 2]
+  (absent when ``include_sar=False``)
+
+Output: (B, H, W, 10) cloud-free estimate, same units as ``"optical"``. H and W may be any multiple
+of 4 and B any batch size: nothing is fixed at build time. The SAR is repeated onto the 10 m grid
+inside the model (``UpSampling2D``, nearest), so training and inference both feed the 40 m SAR the
+TML product carries. Only stock Keras layers are used, so a saved ``.keras`` file loads with
+``safe_mode=True`` and no ``custom_objects``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
+
+
+def build_dsen2cr(
+    features: int = 64,
+    blocks: int = 16,
+    residual_scale: float = 0.1,
+    include_sar: bool = True,
+    optical_bands: int = len(TML_BAND_NAMES),
+    sar_bands: int = len(S1_BAND_NAMES),
+    sar_factor: int = SAR_FACTOR,
+    dtype: str | None = None,
+    name: str = "dsen2cr",
+) -> keras.Model:
+    """Build the DSen2-CR network (see the module docstring for inputs and output).
+
+    Args:
+        features: channels F of every hidden convolution (64 here, 256 in the original paper).
+        blocks: number B of residual blocks (16).
+        residual_scale: factor applied to each block's branch before the add (0.1).
+        include_sar: feed SAR; False builds the optical-only ablation (input "optical" only).
+        optical_bands: bands of the optical input and of the output (10 TML bands).
+        sar_bands: SAR channels (VV, VH).
+        sar_factor: 10 m pixels per SAR pixel along each axis (4: SAR at 40 m).
+        dtype: Keras dtype policy of the hidden layers (None: the global policy, e.g.
+            "mixed_float16" while training on a GPU). The last convolution and the long skip
+            always compute in float32.
+        name: model name.
+
+    Returns:
+        An unbuilt-shape (None, None) functional ``keras.Model``; parameter count
+        ``9 (O + S) F + F + B (18 F^2 + 2 F) + 9 F O + O`` with O optical and S SAR bands
+        (1,194,442 for the defaults).
+    """
+    if features < 1 or blocks < 0:
+        raise ValueError(f"features must be >= 1 and blocks >= 0, got {features}, {blocks}")
+
+    def conv(
+        filters: int, name: str, activation: str | None = None, layer_dtype: str | None = dtype
+    ) -> layers.Conv2D:
+        return layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            activation=activation,
+            kernel_initializer="he_uniform",
+            name=name,
+            dtype=layer_dtype,
+        )
+
+    optical = keras.Input(shape=(None, None, optical_bands), name="optical")
+    inputs: dict[str, keras.KerasTensor] = {"optical": optical}
+    x = optical
+    if include_sar:
+        sar = keras.Input(shape=(None, None, sar_bands), name="sar")
+        inputs["sar"] = sar
+        # Nearest-neighbour repeat of each 40 m pixel onto its sar_factor x sar_factor 10 m block.
+        sar_10m = layers.UpSampling2D(sar_factor, interpolation="nearest", name="sar_to_10m")(sar)
+        x = layers.Concatenate(axis=-1, name="stack", dtype=dtype)([optical, sar_10m])
+
+    x = conv(features, "head", activation="relu")(x)
+    for i in range(blocks):
+        r = conv(features, f"block{i}_conv1", activation="relu")(x)
+        r = conv(features, f"block{i}_conv2")(r)
+        r = layers.Rescaling(residual_scale, name=f"block{i}_scale", dtype=dtype)(r)
+        x = layers.Add(name=f"block{i}_add", dtype=dtype)([x, r])
+    correction = conv(optical_bands, "tail", layer_dtype="float32")(x)
+    output = layers.Add(name="long_skip", dtype="float32")([optical, correction])
+    return keras.Model(inputs=inputs, outputs=output, name=name)
+
+
+def count_parameters(
+    features: int = 64,
+    blocks: int = 16,
+    include_sar: bool = True,
+    optical_bands: int = len(TML_BAND_NAMES),
+    sar_bands: int = len(S1_BAND_NAMES),
+) -> int:
+    """Parameter count of ``build_dsen2cr`` from the layer shapes (3x3 kernels plus biases)."""
+    c_in = optical_bands + (sar_bands if include_sar else 0)
+    head = 9 * c_in * features + features
+    block = 2 * (9 * features * features + features)
+    tail = 9 * features * optical_bands + optical_bands
+    return head + blocks * block + tail
+
+
+def receptive_field(
+    blocks: int = 16, include_sar: bool = True, sar_factor: int = SAR_FACTOR
+) -> int:
+    """Width in 10 m pixels of the input window that can influence one output pixel.
+
+    The network holds ``2 * blocks + 2`` 3x3 convolutions, each widening the window by 2 pixels:
+    ``4 * blocks + 5`` pixels on the optical path. On the SAR path every 40 m pixel that touches
+    that window contributes whole, and such a pixel can reach ``sar_factor - 1`` pixels further on
+    each side (worst case over the alignment of the output pixel within its 40 m block), so the
+    window grows by ``2 * (sar_factor - 1)``: 75 px for the default 16 blocks with SAR.
+
+    Tiled inference needs an overlap of at least ``receptive_field(blocks) // 2`` pixels on each
+    side of a tile (plus any margin for blending) so that kept pixels see the same context as in
+    an untiled run; tile offsets should be multiples of ``sar_factor``.
+    """
+    if blocks < 0:
+        raise ValueError(f"blocks must be >= 0, got {blocks}")
+    optical = 1 + 2 * (2 * blocks + 2)
+    return optical + (2 * (sar_factor - 1) if include_sar else 0)
+
+
+def model_receptive_field(model: keras.Model) -> int:
+    """``receptive_field`` read off a built or loaded DSen2-CR model (no parameters needed).
+
+    Sums ``kernel - 1`` over the model's stride-1 convolutions (a chain: each one widens the
+    window by that much) and adds ``2 * (factor - 1)`` for a nearest-neighbour SAR upsampling.
+    """
+    width = 1
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            if tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1):
+                raise ValueError(f"layer {layer.name}: only stride-1, undilated convolutions")
+            width += int(layer.kernel_size[0]) - 1
+        elif isinstance(layer, layers.UpSampling2D):
+            width += 2 * (int(layer.size[0]) - 1)
+    return width

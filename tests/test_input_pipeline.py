@@ -1,0 +1,214 @@
+"""tf.data pipeline: aligned crops, identical augmentation on all four arrays, every sample once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tml_cloudremoval.input_pipeline import (
+    epoch_plan,
+    epoch_size,
+    eval_dataset,
+    normalise_optical_tf,
+    normalise_sar_tf,
+    steps_per_epoch,
+    train_dataset,
+)
+from tml_cloudremoval.normalise import OPTICAL_SCALE, normalise_optical, normalise_sar
+from tml_cloudremoval.patch_store import PatchStore, write_patch_store
+
+SIZE = 24
+CODES = SIZE * SIZE
+TARGET_OFFSET = 4000
+
+
+def coded_store(path, n: int) -> PatchStore:
+    """Every pixel says where it came from.
+
+    cloudy[s, y, x, :] = s * 576 + y * 24 + x (DN, all bands); target = cloudy + 4000 + 100 * band;
+    mask = fixed random bits; SAR (40 m) VV = -0.5 * (Y * 6 + X) dB, VH = -(s + 1) dB.
+    """
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    s = SIZE // 4
+    sy, sx = np.mgrid[0:s, 0:s]
+
+    def sample(i):
+        code = (i * CODES + yy * SIZE + xx).astype(np.uint16)
+        cloudy = np.repeat(code[..., None], 10, axis=-1)
+        target = cloudy + TARGET_OFFSET + 100 * np.arange(10, dtype=np.uint16)
+        sar = np.stack([-0.5 * (sy * s + sx), np.full((s, s), -(i + 1.0))], axis=-1)
+        return {
+            "s2_cloudy": cloudy,
+            "s2": target.astype(np.uint16),
+            "s1": sar.astype(np.float32),
+            "mask": rng.integers(0, 2, (SIZE, SIZE)).astype(np.uint8),
+        }
+
+    index = pd.DataFrame({"scene_id": [f"s{i}" for i in range(n)], "patch": "p"})
+    write_patch_store(path, (sample(i) for i in range(n)), n, SIZE, SIZE, index)
+    return PatchStore.open(path)
+
+
+def _np_augment(a: np.ndarray, flip: int, rot: int) -> np.ndarray:
+    if flip == 1:
+        a = a[::-1]
+    elif flip == 2:
+        a = a[:, ::-1]
+    return np.rot90(a, rot)
+
+
+def _batches(ds, count):
+    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(count)]
+
+
+def test_tf_normalisation_matches_numpy():
+    rng = np.random.default_rng(0)
+    dn = rng.integers(0, 65535, (5, 7, 10)).astype(np.uint16)
+    db = rng.uniform(-45, 8, (5, 7, 2)).astype(np.float32)
+    np.testing.assert_allclose(normalise_optical_tf(dn).numpy(), normalise_optical(dn), rtol=1e-6)
+    np.testing.assert_allclose(
+        normalise_sar_tf(db).numpy(), normalise_sar(db), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_epoch_plan_is_aligned_repeatable_and_reshuffled():
+    a = epoch_plan(50, 256, 256, 128, seed=42, epoch=0)
+    assert sorted(a.index.tolist()) == list(range(50))
+    assert np.all(a.row % 4 == 0) and np.all(a.col % 4 == 0)
+    assert a.row.max() <= 128 and a.col.max() <= 128 and a.row.min() >= 0
+    assert set(a.flip.tolist()) <= {0, 1, 2} and set(a.rot.tolist()) <= {0, 1, 2, 3}
+    again = epoch_plan(50, 256, 256, 128, seed=42, epoch=0)
+    np.testing.assert_array_equal(a.index, again.index)
+    np.testing.assert_array_equal(a.row, again.row)
+    assert not np.array_equal(a.index, epoch_plan(50, 256, 256, 128, seed=42, epoch=1).index)
+    plain = epoch_plan(50, 256, 256, 128, seed=42, epoch=0, augment=False)
+    assert not plain.flip.any() and not plain.rot.any()
+
+
+def test_steps_per_epoch_keeps_the_last_partial_batch():
+    assert steps_per_epoch(5, 2) == 3
+    assert steps_per_epoch(3, 16) == 1
+    assert steps_per_epoch(100, 16, cap=4) == 4
+    with pytest.raises(ValueError, match="no samples"):
+        steps_per_epoch(0, 16)
+
+
+def test_epoch_size_with_replicas_never_leaves_a_replica_empty():
+    assert epoch_size(7, 4) == (2, 7)
+    assert epoch_size(7, 4, multiple_of=2) == (2, 6)  # last batch 3 -> 2
+    assert epoch_size(9, 4, multiple_of=4) == (2, 8)  # last batch 1 -> dropped
+    assert epoch_size(3, 16, multiple_of=2) == (1, 2)
+    with pytest.raises(ValueError, match="multiple of the 2 replicas"):
+        epoch_size(8, 3, multiple_of=2)
+    with pytest.raises(ValueError, match="cannot be split over 4 replicas"):
+        epoch_size(3, 4, multiple_of=4)
+
+
+def test_crops_are_aligned_and_one_transform_hits_all_four_arrays(tmp_path):
+    n, crop, batch, seed = 6, 16, 4, 3
+    store = coded_store(tmp_path / "coded", n)
+    ds = train_dataset(store, batch, crop, seed=seed, first_epoch=0, last_epoch=2)
+    batches = _batches(ds, 100)
+    assert [len(b[0]["optical"]) for b in batches] == [4, 2, 4, 2]
+    corners = set()
+    for epoch in range(2):
+        plan = epoch_plan(n, SIZE, SIZE, crop, seed, epoch)
+        xs = [b for b in batches[2 * epoch : 2 * epoch + 2]]
+        optical = np.concatenate([b[0]["optical"] for b in xs])
+        sar = np.concatenate([b[0]["sar"] for b in xs])
+        target = np.concatenate([b[1]["target"] for b in xs])
+        mask = np.concatenate([b[1]["mask"] for b in xs])
+        assert optical.shape == (n, crop, crop, 10) and sar.shape == (n, crop // 4, crop // 4, 2)
+        assert mask.shape == (n, crop, crop, 1)
+        for k in range(n):
+            i, r, c, f, q = (
+                int(a[k]) for a in (plan.index, plan.row, plan.col, plan.flip, plan.rot)
+            )
+            win = np.s_[i, r : r + crop, c : c + crop]
+            sar_win = np.s_[i, r // 4 : (r + crop) // 4, c // 4 : (c + crop) // 4]
+            # exact agreement with a plain numpy crop + flip + rot90 of each array
+            np.testing.assert_array_equal(
+                optical[k], normalise_optical(_np_augment(store.s2_cloudy[win], f, q))
+            )
+            np.testing.assert_array_equal(
+                target[k], normalise_optical(_np_augment(store.s2[win], f, q))
+            )
+            np.testing.assert_array_equal(mask[k, ..., 0], _np_augment(store.mask[win], f, q))
+            np.testing.assert_allclose(
+                sar[k], normalise_sar(_np_augment(store.s1[sar_win], f, q)), atol=1e-6
+            )
+            # and, independently of the plan: decode where each output pixel came from
+            code = np.rint(optical[k, ..., 0] * OPTICAL_SCALE).astype(int)
+            sample, pos = np.divmod(code, CODES)
+            y, x = np.divmod(pos, SIZE)
+            assert np.all(sample == i)
+            assert y.min() % 4 == 0 and x.min() % 4 == 0  # crop offset on the 40 m grid
+            assert y.max() - y.min() == crop - 1 and x.max() - x.min() == crop - 1
+            assert len(np.unique(pos)) == crop * crop
+            t_code = np.rint(target[k] * OPTICAL_SCALE).astype(int)
+            np.testing.assert_array_equal(
+                t_code, code[..., None] + TARGET_OFFSET + 100 * np.arange(10)
+            )
+            np.testing.assert_array_equal(mask[k, ..., 0], store.mask[i][y, x])
+            vv_db = sar[k, ..., 0] / 2 * 25 - 25
+            sar_code = np.rint(-vv_db / 0.5).astype(int)  # Y * 6 + X of the 40 m pixel
+            up = np.repeat(np.repeat(sar_code, 4, axis=0), 4, axis=1)
+            np.testing.assert_array_equal(up, (y // 4) * (SIZE // 4) + (x // 4))
+            corners.add((int(y[0, 0] - y.min()), int(x[0, 0] - x.min())))
+    assert len(corners) >= 3  # several distinct flips / rotations were exercised
+
+
+def test_every_sample_once_per_epoch_in_a_new_order(tmp_path):
+    store = coded_store(tmp_path / "coded", 5)
+    ds = train_dataset(store, batch_size=2, crop_size=8, seed=42, last_epoch=2)
+    batches = _batches(ds, 100)
+    assert [len(b[0]["optical"]) for b in batches] == [2, 2, 1, 2, 2, 1]
+    ids = [
+        int(np.rint(b[0]["optical"][k, 0, 0, 0] * OPTICAL_SCALE)) // CODES
+        for b in batches
+        for k in range(len(b[0]["optical"]))
+    ]
+    first, second = ids[:5], ids[5:]
+    assert sorted(first) == sorted(second) == [0, 1, 2, 3, 4]
+    assert first != second
+
+
+def test_dataset_smaller_than_batch_and_step_cap(tmp_path):
+    store = coded_store(tmp_path / "coded", 3)
+    batches = _batches(train_dataset(store, 16, 8, last_epoch=1), 10)
+    assert len(batches) == 1 and batches[0][0]["optical"].shape == (3, 8, 8, 10)
+    capped = _batches(train_dataset(store, 1, 8, last_epoch=2, steps_cap=2), 10)
+    assert len(capped) == 4
+
+
+def test_without_sar_there_is_no_sar_input(tmp_path):
+    store = coded_store(tmp_path / "coded", 2)
+    x, y = _batches(train_dataset(store, 2, 8, include_sar=False), 1)[0]
+    assert set(x) == {"optical"} and set(y) == {"target", "mask"}
+
+
+def test_validation_is_full_patches_in_order_unaugmented(tmp_path):
+    store = coded_store(tmp_path / "coded", 3)
+    batches = _batches(eval_dataset(store, batch_size=2), 10)
+    assert [len(b[0]["optical"]) for b in batches] == [2, 1]
+    optical = np.concatenate([b[0]["optical"] for b in batches])
+    sar = np.concatenate([b[0]["sar"] for b in batches])
+    np.testing.assert_array_equal(optical, normalise_optical(store.s2_cloudy))
+    np.testing.assert_array_equal(
+        np.concatenate([b[1]["target"] for b in batches]), normalise_optical(store.s2)
+    )
+    np.testing.assert_allclose(sar, normalise_sar(store.s1), atol=1e-6)
+    np.testing.assert_array_equal(
+        np.concatenate([b[1]["mask"] for b in batches])[..., 0], store.mask
+    )
+
+
+def test_bad_crop_sizes_fail_early_naming_the_store(tmp_path):
+    store = coded_store(tmp_path / "coded", 2)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        train_dataset(store, 2, 10)
+    with pytest.raises(ValueError, match="coded.*exceeds the patch size 24x24"):
+        train_dataset(store, 2, 32)

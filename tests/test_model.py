@@ -1,0 +1,159 @@
+"""DSen2-CR network: parameter count, shapes, long skip, SAR upsampling, receptive field, saving."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tml_cloudremoval.model import (
+    build_dsen2cr,
+    count_parameters,
+    model_receptive_field,
+    receptive_field,
+)
+
+
+def _inputs(batch: int, h: int, w: int, seed: int = 0, sar: bool = True) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = {"optical": rng.uniform(0, 5, (batch, h, w, 10)).astype(np.float32)}
+    if sar:
+        x["sar"] = rng.uniform(0, 2, (batch, h // 4, w // 4, 2)).astype(np.float32)
+    return x
+
+
+def test_default_parameter_count_matches_hand_formula():
+    f, b, o, s = 64, 16, 10, 2
+    head = 3 * 3 * (o + s) * f + f
+    blocks = b * 2 * (3 * 3 * f * f + f)
+    tail = 3 * 3 * f * o + o
+    expected = head + blocks + tail
+    assert expected == 1_194_442
+    model = build_dsen2cr()
+    assert model.count_params() == expected
+    assert count_parameters() == expected
+
+
+def test_parameter_count_without_sar_and_other_sizes():
+    assert build_dsen2cr(8, 2, include_sar=False).count_params() == (
+        9 * 10 * 8 + 8 + 2 * 2 * (9 * 8 * 8 + 8) + 9 * 8 * 10 + 10
+    )
+    assert build_dsen2cr(16, 3).count_params() == count_parameters(16, 3)
+
+
+@pytest.mark.parametrize(("batch", "h", "w"), [(1, 32, 32), (3, 20, 44), (2, 256, 256)])
+def test_any_batch_and_image_size(batch, h, w):
+    model = build_dsen2cr(features=8, blocks=1)
+    out = model(_inputs(batch, h, w))
+    assert tuple(out.shape) == (batch, h, w, 10)
+    assert out.dtype == tf.float32
+
+
+def test_no_lambda_layers_and_he_uniform_channels_last():
+    model = build_dsen2cr(features=8, blocks=2)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert "Lambda" not in kinds
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 2 * 2 + 2
+    for conv in convs:
+        assert conv.data_format == "channels_last"
+        assert conv.kernel_size == (3, 3)
+        assert type(conv.kernel_initializer).__name__ == "HeUniform"
+
+
+def test_long_skip_returns_the_optical_input_when_the_tail_is_zero():
+    model = build_dsen2cr(features=8, blocks=1)
+    tail = model.get_layer("tail")
+    tail.set_weights([np.zeros_like(w) for w in tail.get_weights()])
+    x = _inputs(2, 16, 16)
+    np.testing.assert_array_equal(model(x).numpy(), x["optical"])
+
+
+def test_sar_is_repeated_onto_its_4x4_block():
+    model = build_dsen2cr(features=4, blocks=0)
+    probe = keras.Model(model.inputs, model.get_layer("sar_to_10m").output)
+    x = _inputs(1, 8, 12)
+    up = probe(x).numpy()[0]
+    expected = np.repeat(np.repeat(x["sar"][0], 4, axis=0), 4, axis=1)
+    np.testing.assert_array_equal(up, expected)
+
+
+def test_without_sar_the_model_takes_only_optical():
+    model = build_dsen2cr(features=4, blocks=1, include_sar=False)
+    assert [t.name for t in model.inputs] == ["optical"]
+    assert model(_inputs(1, 8, 8, sar=False)).shape == (1, 8, 8, 10)
+
+
+def _positive_network(blocks: int) -> keras.Model:
+    """All weights positive so every ReLU is active: gradients are nonzero on the whole field."""
+    model = build_dsen2cr(features=2, blocks=blocks)
+    for layer in model.layers:
+        if layer.get_weights():
+            layer.set_weights([np.full_like(w, 0.05) + 0.01 for w in layer.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("blocks", [0, 1, 2])
+def test_receptive_field_matches_gradient_support(blocks):
+    model = _positive_network(blocks)
+    size = 48
+    x = {k: tf.constant(v) for k, v in _inputs(1, size, size).items()}
+    widest_optical, widest_sar = 0, 0
+    for offset in range(4):  # every alignment of the output pixel inside its 40 m block
+        c = 20 + offset
+        with tf.GradientTape() as tape:
+            tape.watch(x["optical"])
+            tape.watch(x["sar"])
+            out = model(x)[0, c, c, 0]
+        g_opt, g_sar = tape.gradient(out, [x["optical"], x["sar"]])
+        rows = np.nonzero(np.abs(g_opt.numpy()[0]).sum(axis=(1, 2)))[0]
+        widest_optical = max(widest_optical, rows.max() - rows.min() + 1)
+        sar_rows = np.nonzero(np.abs(g_sar.numpy()[0]).sum(axis=(1, 2)))[0]
+        # 10 m pixels covered by the influencing 40 m pixels, measured from the output pixel
+        reach = max(c - 4 * sar_rows.min(), 4 * sar_rows.max() + 3 - c)
+        widest_sar = max(widest_sar, 2 * reach + 1)
+    assert widest_optical == receptive_field(blocks, include_sar=False) == 4 * blocks + 5
+    assert max(widest_optical, widest_sar) == receptive_field(blocks)
+    assert model_receptive_field(model) == receptive_field(blocks)
+    assert receptive_field(16) == 75
+    assert model_receptive_field(build_dsen2cr(4, 3, include_sar=False)) == 4 * 3 + 5
+
+
+def test_saved_model_loads_in_safe_mode_in_a_fresh_process(tmp_path):
+    model = build_dsen2cr(features=8, blocks=2)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    x = _inputs(3, 256, 256, seed=3)
+    np.savez(tmp_path / "x.npz", **x)
+    np.save(tmp_path / "expected.npy", model.predict(x, verbose=0))
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras
+        model = keras.saving.load_model({str(path)!r}, safe_mode=True)
+        x = dict(np.load({str(tmp_path / "x.npz")!r}))
+        expected = np.load({str(tmp_path / "expected.npy")!r})
+        one = model.predict({{k: v[:1] for k, v in x.items()}}, verbose=0)
+        three = model.predict(x, batch_size=3, verbose=0)
+        assert one.shape == (1, 256, 256, 10) and three.shape == (3, 256, 256, 10)
+        np.testing.assert_allclose(three, expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(one, expected[:1], rtol=1e-5, atol=1e-5)
+        print("OK")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("OK")
+
+
+def test_mixed_precision_build_keeps_the_output_float32():
+    model = build_dsen2cr(features=8, blocks=1, dtype="mixed_float16")
+    assert model.get_layer("block0_conv1").compute_dtype == "float16"
+    assert model.get_layer("tail").compute_dtype == "float32"
+    assert model(_inputs(1, 16, 16)).dtype == tf.float32

@@ -1,0 +1,349 @@
+"""Training loop: a short run, run folder, if_finished, resume after SIGKILL, mirrored on 2 CPUs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import tml_cloudremoval.training as training_module
+from tml_cloudremoval.model import build_dsen2cr
+from tml_cloudremoval.training import (
+    CloudRemovalTrainer,
+    ModelConfig,
+    TrainingConfig,
+    export_network,
+    synthetic_patch_store,
+    train,
+)
+
+TINY_MODEL = {"features": 8, "blocks": 1}
+
+
+def _params(run_dir: Path, **over) -> dict:
+    return {
+        "epochs": 2,
+        "batch_size": 4,
+        "crop_size": 32,
+        "learning_rate": 1e-3,
+        "run_dir": str(run_dir),
+        "verbose": 0,
+        **over,
+    }
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stores")
+    return (
+        synthetic_patch_store(root / "train", n=6, size=64, seed=1),
+        synthetic_patch_store(root / "val", n=3, size=64, seed=2),
+    )
+
+
+def _weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def test_short_run_writes_the_run_folder_and_a_loadable_model(stores, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train(*stores, TINY_MODEL, _params(run_dir))
+    model, summary = result.model, result.summary
+
+    assert model.count_params() == build_dsen2cr(**TINY_MODEL).count_params()
+    assert summary["n_train"] == 6 and summary["n_val"] == 3
+    assert summary["steps_per_epoch"] == 2 and summary["resumed_from_epoch"] == 0
+    assert [row["epoch"] for row in summary["history"]] == [1, 2]
+    for row in summary["history"]:
+        for key in ("loss", "mae", "covered_mae", "val_loss", "val_mae", "val_covered_mae"):
+            assert np.isfinite(row[key]), key
+    assert summary["val_covered_mae_cloudy_input"] > 0
+    json.dumps(summary)  # JSON-able for the catalog
+
+    log = pd.read_csv(run_dir / "training_log.csv")
+    assert log["epoch"].tolist() == [1, 2]
+    np.testing.assert_allclose(log["loss"], [r["loss"] for r in summary["history"]])
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "epoch_0001",
+        "epoch_0002",
+    ]
+    assert (run_dir / "FINISHED.json").is_file()
+    saved = keras.saving.load_model(run_dir / "final_model.keras", safe_mode=True)
+    x = {
+        "optical": np.random.default_rng(0).uniform(0, 5, (3, 64, 64, 10)).astype(np.float32),
+        "sar": np.ones((3, 16, 16, 2), np.float32),
+    }
+    np.testing.assert_allclose(saved.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    epoch1 = keras.saving.load_model(run_dir / "checkpoints/epoch_0001/model.keras")
+    assert epoch1.count_params() == model.count_params()
+
+
+def test_finished_run_is_not_retrained_silently(stores, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(*stores, TINY_MODEL, _params(run_dir, epochs=1))
+    with pytest.raises(RuntimeError, match="already finished.*if_finished"):
+        train(*stores, TINY_MODEL, _params(run_dir, epochs=1))
+    reused = train(*stores, TINY_MODEL, _params(run_dir, epochs=1, if_finished="reuse"))
+    assert reused.summary["reused"] is True
+    for a, b in zip(_weights(first.model), _weights(reused.model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    again = train(*stores, TINY_MODEL, _params(run_dir, epochs=1, if_finished="overwrite"))
+    assert again.summary["resumed_from_epoch"] == 0 and len(again.summary["history"]) == 1
+
+
+def test_resuming_with_other_settings_is_refused(stores, tmp_path):
+    run_dir = tmp_path / "run"
+    train(*stores, TINY_MODEL, _params(run_dir, epochs=1))
+    (run_dir / "FINISHED.json").unlink()  # pretend it was interrupted
+    with pytest.raises(RuntimeError, match="other settings"):
+        train(*stores, TINY_MODEL, _params(run_dir, epochs=2, batch_size=2))
+
+
+def test_bad_parameters_fail_before_training(stores, tmp_path):
+    with pytest.raises(ValueError, match="unknown training parameters"):
+        TrainingConfig.from_params({"epoch": 3})
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainingConfig.from_params({"loss": "l2"})
+    with pytest.raises(ValueError, match="unknown model parameters"):
+        ModelConfig.from_params({"filters": 3})
+    with pytest.raises(ValueError, match="exceeds the patch size"):
+        train(*stores, TINY_MODEL, _params(tmp_path / "run", crop_size=128))
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_of_a_mixed_precision_network_is_float32():
+    mixed = build_dsen2cr(8, 1, dtype="mixed_float16")
+    product = export_network(mixed, ModelConfig(8, 1))
+    assert product is not mixed
+    assert {layer.dtype_policy.name for layer in product.layers} == {"float32"}
+    for a, b in zip(_weights(mixed), _weights(product), strict=True):
+        np.testing.assert_array_equal(a, b)
+    plain = build_dsen2cr(8, 1)
+    assert export_network(plain, ModelConfig(8, 1)) is plain
+
+
+def test_mixed_precision_path_trains_and_exports_float32(stores, tmp_path, monkeypatch):
+    # No GPU here: force the policy the GPU path would pick (float16 kernels also run on CPU).
+    monkeypatch.setattr(training_module, "compute_dtype", lambda wanted: "mixed_float16")
+    result = train(*stores, TINY_MODEL, _params(tmp_path / "run", epochs=1, mixed_precision=True))
+    assert result.summary["compute_dtype"] == "mixed_float16"
+    assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
+    assert np.isfinite(result.summary["history"][0]["loss"])
+
+
+def test_trainer_config_round_trip_and_l1():
+    network = build_dsen2cr(4, 1)
+    trainer = CloudRemovalTrainer(network, "l1", 0.5)
+    clone = CloudRemovalTrainer.from_config(trainer.get_config())
+    assert clone.loss_name == "l1" and clone.carl_lambda == 0.5
+    assert clone.network.count_params() == network.count_params()
+    with pytest.raises(ValueError, match="not one of"):
+        CloudRemovalTrainer(network, "l2")
+
+
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import json, logging, sys, time
+    import keras
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+    from tml_cloudremoval.patch_store import PatchStore
+    from tml_cloudremoval.training import train
+
+    train_dir, val_dir, run_dir, pause = sys.argv[1:5]
+
+    class Slow(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(float(pause))
+
+    result = train(
+        PatchStore.open(train_dir), PatchStore.open(val_dir), {"features": 8, "blocks": 1},
+        {"epochs": 3, "batch_size": 2, "crop_size": 32, "learning_rate": 1e-3,
+         "run_dir": run_dir, "verbose": 0},
+        callbacks=[Slow()],
+    )
+    result.model.save(run_dir + "/../resumed.keras")
+    print("DONE", json.dumps(result.summary["resumed_from_epoch"]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_and_matches_an_uninterrupted_run(stores, tmp_path):
+    train_store, val_store = stores
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-c",
+        RUN_SCRIPT,
+        str(train_store.path),
+        str(val_store.path),
+        str(run_dir),
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    victim = subprocess.Popen([*cmd, "0.4"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (run_dir / "checkpoints" / "epoch_0001").exists():
+            assert victim.poll() is None, "training exited before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 90 s"
+            time.sleep(0.05)
+        time.sleep(0.5)  # now inside epoch 2
+        victim.send_signal(signal.SIGKILL)
+    finally:
+        victim.wait(timeout=30)
+        victim.stdout.close()
+    assert victim.returncode == -signal.SIGKILL
+    assert not (run_dir / "FINISHED.json").exists()
+    assert not (run_dir / "checkpoints" / "epoch_0003").exists()
+
+    done = subprocess.run(
+        [*cmd, "0"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from epoch " in done.stdout
+    resumed_from = int(done.stdout.split("DONE")[-1])
+    assert 1 <= resumed_from <= 2
+    log = pd.read_csv(run_dir / "training_log.csv")
+    assert log["epoch"].tolist() == [1, 2, 3]
+    assert (run_dir / "FINISHED.json").is_file()
+    assert not list((run_dir / "checkpoints").glob(".tmp_*"))
+
+    # The same three epochs uninterrupted, in this process: the same weights.
+    straight = train(
+        train_store,
+        val_store,
+        TINY_MODEL,
+        _params(tmp_path / "straight", epochs=3, batch_size=2),
+    )
+    resumed = keras.saving.load_model(tmp_path / "resumed.keras")
+    for a, b in zip(_weights(straight.model), _weights(resumed), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    from tml_cloudremoval.patch_store import PatchStore
+    from tml_cloudremoval.training import train
+
+    train_dir, val_dir, out = sys.argv[1:4]
+    stores = PatchStore.open(train_dir), PatchStore.open(val_dir)
+    common = {"epochs": 2, "batch_size": 4, "crop_size": 32, "learning_rate": 1e-3, "verbose": 0}
+    model = {"features": 8, "blocks": 1}
+    one = train(*stores, model, {**common, "run_dir": out + "/one"})
+    two = train(*stores, model, {**common, "run_dir": out + "/two", "distribution": "mirrored"})
+    diff = max(float(np.max(np.abs(a - b))) for a, b in
+               zip(one.model.get_weights(), two.model.get_weights()))
+    print("RESULT", json.dumps({"replicas": two.summary["replicas"], "diff": diff,
+          "loss": two.summary["history"][-1]["loss"],
+          "loss_one": one.summary["history"][-1]["loss"]}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_mirrored_training_on_two_logical_cpus_matches_one_device(stores, tmp_path):
+    train_store, val_store = stores
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MIRRORED_SCRIPT,
+            str(train_store.path),
+            str(val_store.path),
+            str(tmp_path),
+        ],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.split("RESULT")[-1])
+    assert result["replicas"] == 2
+    # 6 samples, batch 4 -> batches of 4 and 2, split evenly over the replicas: the summed
+    # replica gradients equal the single-device gradient, so training follows the same path.
+    assert result["diff"] < 1e-4
+    assert result["loss"] == pytest.approx(result["loss_one"], rel=1e-4)
+
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from tml_cloudremoval.patch_store import PatchStore
+    from tml_cloudremoval.training import train
+
+    train_dir, val_dir, run_dir = sys.argv[1:4]
+    result = train(
+        PatchStore.open(train_dir), PatchStore.open(val_dir), {"features": 8, "blocks": 1},
+        {"epochs": 2, "batch_size": 4, "crop_size": 32, "learning_rate": 1e-3,
+         "run_dir": run_dir, "verbose": 0, "distribution": "multi_worker"},
+    )
+    print("RESULT", json.dumps({"replicas": result.summary["replicas"],
+          "loss": result.summary["history"][-1]["loss"]}))
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multi_worker_training_with_two_local_workers(stores, tmp_path):
+    train_store, val_store = stores
+    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+    procs = []
+    for index in (1, 0):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
+        cmd = [
+            sys.executable,
+            "-c",
+            WORKER_SCRIPT,
+            str(train_store.path),
+            str(val_store.path),
+            str(tmp_path / "run"),
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=180)
+            assert proc.returncode == 0, err[-3000:]
+            outputs.append(json.loads(out.split("RESULT")[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [o["replicas"] for o in outputs] == [2, 2]
+    assert outputs[0]["loss"] == pytest.approx(outputs[1]["loss"])  # synchronised replicas
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "epoch_0001",
+        "epoch_0002",
+    ]
+    assert (tmp_path / "run" / "FINISHED.json").is_file()
