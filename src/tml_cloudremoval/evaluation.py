@@ -1,0 +1,330 @@
+"""Evaluate a cloud-removal model on a patch store: streaming metrics, per-patch table, examples.
+
+The model sees whole patches (e.g. 256 x 256 px, never a corner crop), a batch at a time, so memory
+depends on the batch size and not on the number of test patches. Metrics are computed on
+reflectance (see :mod:`tml_cloudremoval.metrics`) for the model and for the baseline "the cloudy
+input as the prediction", which any useful model must beat on cloud-covered pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tml_cloudremoval.bands import RGB_BAND_NAMES, S1_BAND_NAMES, TML_BAND_NAMES, band_indices
+from tml_cloudremoval.metrics import (
+    METRIC_NAMES,
+    REGIONS,
+    SSIM_BORDER,
+    MetricAccumulator,
+    figures,
+    patch_sums,
+    to_reflectance,
+)
+from tml_cloudremoval.normalise import denormalise_optical, normalise_optical, normalise_sar
+from tml_cloudremoval.patch_store import PatchStore
+
+logger = logging.getLogger(__name__)
+
+PREDICTORS: tuple[str, ...] = ("model", "baseline_cloudy_input")
+"""Keys of metrics.json: the model and the cloudy-input baseline."""
+
+PER_PATCH_PREFIX = {"model": "model", "baseline_cloudy_input": "baseline"}
+PER_PATCH_REGIONS: tuple[str, ...] = ("all", "covered")
+PER_PATCH_SORT = "model_mae_all"
+"""The per-patch table is sorted by this column, worst (largest) first."""
+
+DEFINITIONS = {
+    "units": "reflectance = DN / 10000, clipped to [0, 1]; PSNR in dB for peak 1; SAM in degrees",
+    "regions": "all pixels; covered = cloud or shadow (mask 1); clear = mask 0",
+    "aggregation": (
+        "pixels pooled over all patches: MAE = sum|e| / n; RMSE = sqrt(pooled MSE); "
+        "PSNR = 20 log10(1 / RMSE); SAM = mean pixel angle; SSIM = mean of the SSIM map"
+    ),
+    "ssim": (
+        "tf.image.ssim, Gaussian window 11 px, sigma 1.5, data range 1, mean over bands; the map "
+        f"excludes the {SSIM_BORDER} px patch border; covered/clear SSIM = mean of the map over "
+        "the region's pixels (n_pixels_ssim)"
+    ),
+    "sam": "two zero spectra = 0 deg, one zero spectrum = 90 deg",
+    "baseline_cloudy_input": "the cloudy input itself taken as the prediction",
+}
+
+
+JSON_DIGITS = 7
+"""Significant digits of the figures in metrics.json (float32 inputs carry about 7)."""
+
+
+def rounded(value: Any, digits: int = JSON_DIGITS) -> Any:
+    """``value`` with every float rounded to ``digits`` significant digits (dicts, lists kept)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, Mapping):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def model_input_names(model: Any) -> tuple[str, ...]:
+    """Names of the model's inputs ("optical", and "sar" unless the model was built without)."""
+    return tuple(tensor.name for tensor in model.inputs)
+
+
+def predict_dn(model: Any, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> np.ndarray:
+    """Run the model on a batch.
+
+    ``cloudy_dn``: (B, H, W, 10) optical DN; ``s1_db``: (B, H/4, W/4, 2) VV, VH in dB.
+    Returns the prediction in DN, float32 (B, H, W, 10), neither clipped nor rounded.
+    """
+    names = model_input_names(model)
+    unknown = set(names) - {"optical", "sar"}
+    if unknown:
+        raise ValueError(f"model has inputs {names}; expected 'optical' and optionally 'sar'")
+    available = {"optical": normalise_optical(cloudy_dn), "sar": normalise_sar(s1_db)}
+    inputs = {name: available[name] for name in names}
+    output = np.asarray(model.predict_on_batch(inputs))
+    if output.shape != cloudy_dn.shape:
+        raise ValueError(
+            f"model output shape {output.shape} differs from the optical input {cloudy_dn.shape}"
+        )
+    return denormalise_optical(output)
+
+
+def check_store(store: PatchStore) -> None:
+    """Fail early, naming the store, if it cannot be evaluated."""
+    where = getattr(store, "path", "patch store")
+    if len(store) == 0:
+        raise ValueError(f"{where}: the store holds no patch; nothing to evaluate")
+    bands = list(store.meta.get("bands", TML_BAND_NAMES))
+    if bands != list(TML_BAND_NAMES) or store.s2.shape[-1] != len(TML_BAND_NAMES):
+        raise ValueError(f"{where}: bands {bands} are not the TML bands {list(TML_BAND_NAMES)}")
+    n, h, w = store.s2.shape[:3]
+    if store.s2_cloudy.shape != store.s2.shape or store.mask.shape != (n, h, w):
+        raise ValueError(
+            f"{where}: s2_cloudy {store.s2_cloudy.shape}, s2 {store.s2.shape} and mask "
+            f"{store.mask.shape} do not agree"
+        )
+    if store.s1.shape[0] != n or store.s1.shape[-1] != len(S1_BAND_NAMES):
+        raise ValueError(f"{where}: s1 has shape {store.s1.shape}, expected ({n}, h, w, 2)")
+    if min(h, w) <= 2 * SSIM_BORDER:
+        raise ValueError(f"{where}: patches of {h} x {w} px are too small for SSIM")
+
+
+def _index_column(store: PatchStore, name: str) -> list[str]:
+    index = store.index
+    if name in index.columns and len(index) == len(store):
+        return [str(v) for v in index[name]]
+    return [""] * len(store)
+
+
+def evaluate_store(
+    model: Any,
+    store: PatchStore,
+    batch_size: int = 8,
+    band_names: Sequence[str] = TML_BAND_NAMES,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run ``model`` over every patch of ``store`` and compute the metrics.
+
+    Returns ``(metrics, per_patch)``: ``metrics`` is the metrics.json layout
+    ({"model": {"all": {...}, "covered": {...} | None, "clear": ..., "per_band_rmse": {...}, ...},
+    "baseline_cloudy_input": {...}, "n_patches": .., ...}); ``per_patch`` has one row per patch
+    (scene_id, patch, cloud cover, model and baseline MAE/RMSE/PSNR/SSIM/SAM over all and covered
+    pixels), worst model MAE first.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_store(store)
+    n, h, w = store.s2.shape[:3]
+    accumulators = {who: MetricAccumulator(band_names) for who in PREDICTORS}
+    rows: dict[str, list[Any]] = {"position": list(range(n)), "cloud_cover": []}
+    n_batches = math.ceil(n / batch_size)
+    logger.info("Evaluating %d patches of %d x %d px in %d batches", n, h, w, n_batches)
+    for b, start in enumerate(range(0, n, batch_size)):
+        stop = min(start + batch_size, n)
+        cloudy = np.asarray(store.s2_cloudy[start:stop])
+        mask = np.asarray(store.mask[start:stop])
+        target = to_reflectance(store.s2[start:stop])
+        predictions = {
+            "model": to_reflectance(predict_dn(model, cloudy, np.asarray(store.s1[start:stop]))),
+            "baseline_cloudy_input": to_reflectance(cloudy),
+        }
+        rows["cloud_cover"].extend((mask != 0).mean(axis=(1, 2)).tolist())
+        for who, pred in predictions.items():
+            sums = patch_sums(pred, target, mask)
+            accumulators[who].add(sums)
+            for region in PER_PATCH_REGIONS:
+                for i in range(stop - start):
+                    values = figures(sums[region], i) or {}
+                    for metric in METRIC_NAMES:
+                        column = f"{PER_PATCH_PREFIX[who]}_{metric}_{region}"
+                        value = values.get(metric)
+                        rows.setdefault(column, []).append(np.nan if value is None else value)
+        if (b + 1) % max(1, n_batches // 10) == 0 or stop == n:
+            logger.info("Evaluated %d / %d patches", stop, n)
+
+    per_patch = pd.DataFrame(
+        {
+            "scene_id": _index_column(store, "scene_id"),
+            "patch": _index_column(store, "patch"),
+            **rows,
+        }
+    )
+    per_patch = per_patch.sort_values(PER_PATCH_SORT, ascending=False, kind="stable")
+    per_patch = per_patch.reset_index(drop=True)
+
+    cover = per_patch["cloud_cover"].to_numpy()
+    metrics: dict[str, Any] = {
+        who: rounded(accumulators[who].result(), JSON_DIGITS) for who in PREDICTORS
+    }
+    metrics.update(
+        {
+            "n_patches": n,
+            "n_pixels": n * h * w,
+            "patch_size": [h, w],
+            "cloud_cover": rounded(float(np.mean(cover))),
+            "n_patches_all_clear": int(np.sum(cover == 0)),
+            "n_patches_all_covered": int(np.sum(cover == 1)),
+            "bands": list(band_names),
+            "definitions": DEFINITIONS,
+            "notes": _notes(metrics),
+        }
+    )
+    return metrics, per_patch
+
+
+def _notes(metrics: Mapping[str, Any]) -> list[str]:
+    """Say why a figure is null."""
+    notes = []
+    missing = {"covered": "cloud or shadow", "clear": "clear", "all": ""}
+    for region in REGIONS:
+        if metrics["model"][region] is None:
+            notes.append(
+                f"{region}: no {missing[region]} pixel in the evaluated patches, so its figures "
+                "and per-band RMSE are null"
+            )
+    for who in PREDICTORS:
+        for region in REGIONS:
+            values = metrics[who][region]
+            if values is None:
+                continue
+            if values["psnr"] is None:
+                notes.append(f"{who} {region}: RMSE is 0, PSNR is infinite (null)")
+            if values["ssim"] is None:
+                notes.append(
+                    f"{who} {region}: no pixel of the region lies {SSIM_BORDER} px or more inside "
+                    "a patch, so SSIM is null"
+                )
+    return notes
+
+
+def select_examples(
+    store: PatchStore, n_examples: int, indices: Sequence[int] | None = None
+) -> list[int]:
+    """Store positions of the patches to show.
+
+    ``indices`` when given (checked against the store size); otherwise ``n_examples`` patches
+    spread evenly over the range of cloud cover, partly covered patches first (they show both
+    what the model fills in and what it keeps).
+    """
+    n = len(store)
+    if indices is not None:
+        bad = [i for i in indices if not 0 <= int(i) < n]
+        if bad:
+            raise ValueError(f"example indices {bad} out of range for a store of {n} patches")
+        return [int(i) for i in indices]
+    n_examples = min(int(n_examples), n)
+    if n_examples <= 0:
+        return []
+    cover = np.array([float(np.mean(store.mask[i] != 0)) for i in range(n)])
+    order = np.argsort(cover, kind="stable")
+    partial = [int(i) for i in order if 0 < cover[i] < 1]
+    rest = [int(i) for i in order if not 0 < cover[i] < 1]
+    chosen = _spread(partial, n_examples)
+    chosen += _spread(rest, n_examples - len(chosen))
+    return sorted(chosen, key=lambda i: cover[i])
+
+
+def _spread(items: Sequence[int], k: int) -> list[int]:
+    """``k`` items evenly spaced through ``items`` (all of them when k >= len)."""
+    if k <= 0 or not items:
+        return []
+    if k >= len(items):
+        return list(items)
+    picks = np.linspace(0, len(items) - 1, k).round().astype(int)
+    return [items[i] for i in picks]
+
+
+def example_data(model: Any, store: PatchStore, indices: Sequence[int]) -> list[dict[str, Any]]:
+    """What :func:`tml_cloudremoval.plots.plot_examples` shows, for the patches at ``indices``.
+
+    Each item: ``title`` (scene and patch), ``sar_vv_db`` (h, w) dB, ``cloudy_rgb``,
+    ``predicted_rgb``, ``target_rgb`` (H, W, 3) reflectance (bands RGB_BAND_NAMES), ``mask``
+    (H, W), ``cloud_cover`` (fraction), ``mae_model`` and ``mae_baseline`` (all pixels).
+    """
+    if not indices:
+        return []
+    check_store(store)
+    idx = list(indices)
+    rgb = band_indices(RGB_BAND_NAMES, TML_BAND_NAMES)
+    cloudy = np.asarray(store.s2_cloudy[idx])
+    target = to_reflectance(store.s2[idx])
+    pred = to_reflectance(predict_dn(model, cloudy, np.asarray(store.s1[idx])))
+    cloudy_r = to_reflectance(cloudy)
+    scenes, patches = _index_column(store, "scene_id"), _index_column(store, "patch")
+    out = []
+    for k, i in enumerate(idx):
+        mask = np.asarray(store.mask[i])
+        out.append(
+            {
+                "title": " ".join(t for t in (scenes[i], patches[i]) if t) or f"patch {i}",
+                "sar_vv_db": np.asarray(store.s1[i][..., S1_BAND_NAMES.index("VV")]),
+                "cloudy_rgb": cloudy_r[k][..., rgb],
+                "predicted_rgb": pred[k][..., rgb],
+                "target_rgb": target[k][..., rgb],
+                "mask": mask,
+                "cloud_cover": float(np.mean(mask != 0)),
+                "mae_model": float(np.mean(np.abs(pred[k] - target[k]))),
+                "mae_baseline": float(np.mean(np.abs(cloudy_r[k] - target[k]))),
+            }
+        )
+    return out
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def headline(metrics: Mapping[str, Any]) -> str:
+    """A short plain-text table of the main figures, model against the cloudy-input baseline."""
+    lines = [
+        f"Evaluation on {metrics['n_patches']} patches ({metrics['n_pixels']} px, "
+        f"{100 * metrics['cloud_cover']:.1f} % cloud/shadow); reflectance, SAM in degrees",
+        f"{'':10}{'region':9}{'MAE':>8}{'RMSE':>8}{'PSNR':>7}{'SSIM':>7}{'SAM':>7}{'pixels':>10}",
+    ]
+    for region in REGIONS:
+        for who in PREDICTORS:
+            v = metrics[who][region]
+            label = "model" if who == "model" else "baseline"
+            if v is None:
+                lines.append(f"{label:10}{region:9}  no pixel")
+                continue
+            lines.append(
+                f"{label:10}{region:9}{_fmt(v['mae'], 4):>8}{_fmt(v['rmse'], 4):>8}"
+                f"{_fmt(v['psnr'], 2):>7}{_fmt(v['ssim'], 3):>7}{_fmt(v['sam_deg'], 2):>7}"
+                f"{v['n_pixels']:>10}"
+            )
+    model, base = metrics["model"]["covered"], metrics["baseline_cloudy_input"]["covered"]
+    if model is not None and base is not None:
+        for key, name in (("mae", "MAE"), ("sam_deg", "SAM")):
+            verdict = "beats" if model[key] < base[key] else "does NOT beat"
+            lines.append(
+                f"On covered pixels the model {verdict} the cloudy input on {name}: "
+                f"{model[key]:.4f} vs {base[key]:.4f}"
+            )
+    return "\n".join(lines)

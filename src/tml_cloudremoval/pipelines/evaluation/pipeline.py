@@ -1,0 +1,39 @@
+"""Evaluation: trained model + test patch store -> metrics.json, per-patch CSV, figures."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import evaluate_model, plot_band_errors, plot_examples, plot_training_curves
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Named nodes; every output is a persisted catalog entry (conf/base/catalog_evaluation.yml)."""
+    return Pipeline(
+        [
+            Node(
+                evaluate_model,
+                inputs=["dsen2cr_model", "test_patches", "params:evaluation"],
+                outputs=["evaluation_metrics", "evaluation_per_patch"],
+                name="evaluate_model",
+            ),
+            Node(
+                plot_examples,
+                inputs=["dsen2cr_model", "test_patches", "params:evaluation"],
+                outputs="evaluation_examples",
+                name="plot_evaluation_examples",
+            ),
+            Node(
+                plot_band_errors,
+                inputs="evaluation_metrics",
+                outputs="evaluation_band_errors",
+                name="plot_band_errors",
+            ),
+            Node(
+                plot_training_curves,
+                inputs="params:training.run_dir",
+                outputs="training_curves",
+                name="plot_training_curves",
+            ),
+        ]
+    )

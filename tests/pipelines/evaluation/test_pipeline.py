@@ -1,0 +1,141 @@
+"""evaluation pipeline: the project's catalog entries (paths moved into tmp_path), a tiny
+store and a tiny model of the DSen2-CR contract, SequentialRunner."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from tml_cloudremoval.bands import SAR_FACTOR, TML_BAND_NAMES
+from tml_cloudremoval.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.pipelines.evaluation import create_pipeline
+
+PROJECT = Path(__file__).resolve().parents[3]
+CATALOG_YML = PROJECT / "conf" / "base" / "catalog_evaluation.yml"
+PARAMS_YML = PROJECT / "conf" / "base" / "parameters_evaluation.yml"
+OUTPUTS = {
+    "evaluation_metrics": "data/08_reporting/metrics.json",
+    "evaluation_per_patch": "data/08_reporting/per_patch_metrics.csv",
+    "evaluation_examples": "data/08_reporting/evaluation_examples.png",
+    "evaluation_band_errors": "data/08_reporting/evaluation_band_errors.png",
+    "training_curves": "data/08_reporting/training_curves.png",
+}
+SIZE = 32
+
+
+def tiny_store(path: Path) -> PatchStore:
+    """4 patches: all clear, all cloud, two half covered; cloudy = target + 3000 DN under cloud."""
+    rng = np.random.default_rng(0)
+    half = np.zeros((SIZE, SIZE), np.uint8)
+    half[:, :16] = 1
+    masks = [np.zeros_like(half), np.ones_like(half), half, half.T]
+    samples = []
+    for mask in masks:
+        target = rng.integers(300, 3000, (SIZE, SIZE, 10)).astype(np.uint16)
+        samples.append(
+            {
+                "s2_cloudy": target + mask[..., None].astype(np.uint16) * np.uint16(3000),
+                "s2": target,
+                "s1": rng.uniform(-20, -5, (SIZE // SAR_FACTOR, SIZE // SAR_FACTOR, 2)),
+                "mask": mask,
+            }
+        )
+    index = pd.DataFrame({"scene_id": ["ROIs1_spring_1"] * 4, "patch": ["p1", "p2", "p3", "p4"]})
+    write_patch_store(path, samples, 4, SIZE, SIZE, index)
+    return PatchStore.open(path)
+
+
+def tiny_model() -> keras.Model:
+    """Predicts 1000 DN everywhere (0.5 model units), takes optical and SAR like DSen2-CR."""
+    optical = keras.Input((None, None, 10), name="optical")
+    sar = keras.Input((None, None, 2), name="sar")
+    zero = keras.layers.Conv2D(10, 1, kernel_initializer="zeros")(
+        keras.layers.UpSampling2D(SAR_FACTOR)(sar)
+    )
+    const = keras.layers.Rescaling(0.0, offset=0.5)(optical)
+    return keras.Model({"optical": optical, "sar": sar}, keras.layers.Add()([const, zero]))
+
+
+def make_catalog(out: Path, store: PatchStore, run_dir: Path) -> DataCatalog:
+    config = yaml.safe_load(CATALOG_YML.read_text())
+    assert {k: v["filepath"] for k, v in config.items()} == OUTPUTS
+    for entry in config.values():
+        entry["filepath"] = str(out / entry["filepath"])
+    catalog = DataCatalog.from_config(config)
+    catalog["dsen2cr_model"] = MemoryDataset(tiny_model(), copy_mode="assign")
+    catalog["test_patches"] = MemoryDataset(store, copy_mode="assign")
+    catalog["params:evaluation"] = MemoryDataset(
+        yaml.safe_load(PARAMS_YML.read_text())["evaluation"]
+    )
+    catalog["params:training.run_dir"] = MemoryDataset(str(run_dir))
+    return catalog
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> PatchStore:
+    return tiny_store(tmp_path_factory.mktemp("evaluation") / "test")
+
+
+def test_nodes_are_named_and_outputs_persisted():
+    pipeline = create_pipeline()
+    assert {n.name for n in pipeline.nodes} == {
+        "evaluate_model",
+        "plot_evaluation_examples",
+        "plot_band_errors",
+        "plot_training_curves",
+    }
+    assert pipeline.all_outputs() == set(OUTPUTS)
+    assert pipeline.inputs() == {
+        "dsen2cr_model",
+        "test_patches",
+        "params:evaluation",
+        "params:training.run_dir",
+    }
+
+
+def test_pipeline_writes_report(tmp_path, store, caplog):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "training_log.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n2,0.4,0.5\n")
+    catalog = make_catalog(tmp_path, store, run_dir)
+    with caplog.at_level(logging.INFO):
+        SequentialRunner().run(create_pipeline(), catalog)
+    for path in OUTPUTS.values():
+        assert (tmp_path / path).is_file(), path
+    for name in ("evaluation_examples", "evaluation_band_errors", "training_curves"):
+        assert (tmp_path / OUTPUTS[name]).read_bytes().startswith(b"\x89PNG")
+
+    metrics = json.loads((tmp_path / OUTPUTS["evaluation_metrics"]).read_text())
+    assert set(metrics) >= {"model", "baseline_cloudy_input", "n_patches", "n_pixels", "notes"}
+    assert metrics["n_patches"] == 4 and metrics["n_pixels"] == 4 * SIZE * SIZE
+    assert set(metrics["model"]["per_band_rmse"]) == set(TML_BAND_NAMES)
+    target = np.asarray(store.s2, np.float64) / 10000
+    covered = np.asarray(store.mask) == 1
+    assert metrics["model"]["covered"]["mae"] == pytest.approx(
+        np.abs(0.1 - target[covered]).mean(), rel=1e-5
+    )
+    assert metrics["model"]["covered"]["n_pixels"] == int(covered.sum())
+    assert metrics["model"]["covered"]["n_patches"] == 3
+
+    per_patch = pd.read_csv(tmp_path / OUTPUTS["evaluation_per_patch"])
+    assert len(per_patch) == 4
+    assert per_patch["model_mae_all"].is_monotonic_decreasing
+    assert per_patch.loc[per_patch["patch"] == "p1", "model_mae_covered"].isna().all()
+    assert "Headline figures" in caplog.text and "model     covered" in caplog.text
+
+
+def test_missing_training_log_gives_a_figure_and_a_warning(tmp_path, store, caplog):
+    catalog = make_catalog(tmp_path, store, tmp_path / "no_run")
+    with caplog.at_level(logging.WARNING):
+        SequentialRunner().run(create_pipeline().only_nodes("plot_training_curves"), catalog)
+    assert (tmp_path / OUTPUTS["training_curves"]).read_bytes().startswith(b"\x89PNG")
+    assert "No training log at" in caplog.text and "no_run" in caplog.text
