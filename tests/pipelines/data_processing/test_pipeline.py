@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -54,8 +55,9 @@ def make_tree(root: Path, layout: str = "official") -> Path:
 
 
 def project_params(**overrides) -> dict:
-    data = yaml.safe_load(PARAMS_YML.read_text())["data"]
-    return {**data, **overrides}
+    """The ``data`` parameters as Kedro resolves them (globals interpolated)."""
+    loader = OmegaConfigLoader(str(PARAMS_YML.parents[1]), base_env="base", default_run_env="base")
+    return {**loader["parameters"]["data"], **overrides}
 
 
 def make_catalog(out: Path, data: dict) -> DataCatalog:
