@@ -65,7 +65,7 @@ def tiny_model() -> keras.Model:
     return keras.Model({"optical": optical, "sar": sar}, keras.layers.Add()([const, zero]))
 
 
-def make_catalog(out: Path, store: PatchStore, run_dir: Path) -> DataCatalog:
+def make_catalog(out: Path, store: PatchStore, history: list[dict]) -> DataCatalog:
     config = yaml.safe_load(CATALOG_YML.read_text())
     assert {k: v["filepath"] for k, v in config.items()} == OUTPUTS
     for entry in config.values():
@@ -76,7 +76,7 @@ def make_catalog(out: Path, store: PatchStore, run_dir: Path) -> DataCatalog:
     catalog["params:evaluation"] = MemoryDataset(
         yaml.safe_load(PARAMS_YML.read_text())["evaluation"]
     )
-    catalog["params:training.run_dir"] = MemoryDataset(str(run_dir))
+    catalog["training_summary"] = MemoryDataset({"run_dir": "data/run", "history": history})
     return catalog
 
 
@@ -98,15 +98,16 @@ def test_nodes_are_named_and_outputs_persisted():
         "dsen2cr_model",
         "test_patches",
         "params:evaluation",
-        "params:training.run_dir",
+        "training_summary",
     }
 
 
 def test_pipeline_writes_report(tmp_path, store, caplog):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "training_log.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n2,0.4,0.5\n")
-    catalog = make_catalog(tmp_path, store, run_dir)
+    history = [
+        {"epoch": 1, "loss": 0.5, "val_loss": 0.6},
+        {"epoch": 2, "loss": 0.4, "val_loss": 0.5},
+    ]
+    catalog = make_catalog(tmp_path, store, history)
     with caplog.at_level(logging.INFO):
         SequentialRunner().run(create_pipeline(), catalog)
     for path in OUTPUTS.values():
@@ -133,9 +134,9 @@ def test_pipeline_writes_report(tmp_path, store, caplog):
     assert "Headline figures" in caplog.text and "model     covered" in caplog.text
 
 
-def test_missing_training_log_gives_a_figure_and_a_warning(tmp_path, store, caplog):
-    catalog = make_catalog(tmp_path, store, tmp_path / "no_run")
+def test_empty_training_history_gives_a_figure_and_a_warning(tmp_path, store, caplog):
+    catalog = make_catalog(tmp_path, store, [])
     with caplog.at_level(logging.WARNING):
         SequentialRunner().run(create_pipeline().only_nodes("plot_training_curves"), catalog)
     assert (tmp_path / OUTPUTS["training_curves"]).read_bytes().startswith(b"\x89PNG")
-    assert "No training log at" in caplog.text and "no_run" in caplog.text
+    assert "No epoch in the training history of data/run" in caplog.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -11,7 +10,6 @@ from matplotlib.figure import Figure
 
 from tml_cloudremoval import evaluation, plots
 from tml_cloudremoval.patch_store import PatchStore
-from tml_cloudremoval.training import LOG_CSV
 
 logger = logging.getLogger(__name__)
 
@@ -42,27 +40,16 @@ def plot_band_errors(metrics: dict[str, Any]) -> Figure:
     return plots.plot_band_errors(metrics, metrics.get("bands") or evaluation.TML_BAND_NAMES)
 
 
-def plot_training_curves(run_dir: str) -> Figure:
-    """Loss and val_loss per epoch from ``<training.run_dir>/training_log.csv``.
+def plot_training_curves(training_summary: dict[str, Any]) -> Figure:
+    """Loss and val_loss per epoch from the ``history`` of the training summary.
 
-    A missing or unreadable log gives a figure that says so (and a warning), not a failed run:
-    the evaluation of a model trained elsewhere has no log.
+    Taking the summary (the training node's output) as input orders this node after training
+    and shows the edge in kedro-viz. A summary without history gives a figure that says so.
     """
-    path = Path(run_dir) / LOG_CSV
-    if not path.is_file():
-        message = (
-            f"No training log at {path}: run `kedro run --pipeline training` to make one "
-            "(a model trained elsewhere has none)"
-        )
+    history = training_summary.get("history") or []
+    source = training_summary.get("run_dir", "the training summary")
+    if not history:
+        message = f"No epoch in the training history of {source}"
         logger.warning(message)
         return plots.plot_training_curves(None, message)
-    try:
-        log = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        message = f"Training log {path} could not be read: {err}"
-        logger.warning(message)
-        return plots.plot_training_curves(None, message)
-    if log.empty:
-        logger.warning("Training log %s holds no epoch yet", path)
-        return plots.plot_training_curves(None, f"Training log {path} holds no epoch yet")
-    return plots.plot_training_curves(log, f"Training curves ({path})")
+    return plots.plot_training_curves(pd.DataFrame(history), f"Training curves ({source})")

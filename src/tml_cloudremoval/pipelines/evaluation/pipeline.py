@@ -31,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 plot_training_curves,
-                inputs="params:training.run_dir",
+                inputs="training_summary",
                 outputs="training_curves",
                 name="plot_training_curves",
             ),
