@@ -1,0 +1,265 @@
+"""Inference benchmark: tiled scene path vs the raw model on one in-memory tile; peak RSS.
+
+    .venv/bin/python benchmarks/bench_inference.py                 # sizes 2048 4096, tile 1280
+    .venv/bin/python benchmarks/bench_inference.py --sizes 1024 2048 --tile-size 512
+
+Each scene size runs in its own subprocess (so peak RSS is that run's alone), which
+- times the raw model, ``model.predict_on_batch`` on one in-memory tile of ``tile_size`` px
+  (warmed up first; ``raw_repeats`` calls),
+- cleans a synthetic N x N scene (10 TML bands, uint16, nodata 0, UTM; SAR at 40 m) with
+  ``tiling.predict_scene`` (checks, SAR warp, windowed reads, tiles, blending, compressed GeoTIFF
+  written atomically): Mpx/s = N^2 / time of the whole call,
+- times the raw model again; raw = the mean of before and after, so both figures see the same
+  machine load. Wall time and process CPU time are both reported: on a shared machine the CPU
+  time ratio is the steadier one.
+Target (issue 6): scene Mpx/s >= 0.85 x raw Mpx/s; peak RSS(4096) <= 1.2 x peak RSS(2048).
+The default model (F=64, B=16, untrained weights: the speed does not depend on them).
+The ratio is bounded by the tiling efficiency (scene px / px the model computes, overlaps
+counted twice), printed alongside. Nothing is asserted: this prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
+    """Write an N x N 10-band uint16 scene and a 40 m SAR file, 256 rows at a time."""
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from tml_cloudremoval.bands import TML_BAND_NAMES
+
+    rng = np.random.default_rng(seed)
+    transform = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5000000.0)
+    s2 = folder / f"s2_{size}.tif"
+    s1 = folder / f"s1_{size}.tif"
+    profile = {
+        "driver": "GTiff", "height": size, "width": size, "count": 10, "dtype": "uint16",
+        "crs": "EPSG:32632", "transform": transform, "nodata": 0, "tiled": True,
+        "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 2,
+    }  # fmt: skip
+    xx = np.arange(size)
+    with rasterio.open(s2, "w", **profile) as dst:
+        for i, name in enumerate(TML_BAND_NAMES, start=1):
+            dst.set_band_description(i, name)
+        for y0 in range(0, size, 256):
+            n = min(256, size - y0)
+            yy = np.arange(y0, y0 + n)[:, None]
+            field = 1500 + 700 * np.sin(xx / 37.0) * np.cos(yy / 53.0)
+            cloud = 5000 * (np.sin(xx / 300.0 + yy / 200.0) > 0.6)
+            block = field[..., None] + cloud[..., None] + rng.normal(0, 80, (n, size, 10))
+            block = np.clip(block, 1, 10000).astype(np.uint16)
+            dst.write(np.moveaxis(block, -1, 0), window=Window(0, y0, size, n))
+    h40 = math.ceil(size / 4)
+    sar = np.stack([rng.uniform(-20, -5, (h40, h40)), rng.uniform(-28, -12, (h40, h40))]).astype(
+        np.float32
+    )
+    with rasterio.open(
+        s1, "w", driver="GTiff", height=h40, width=h40, count=2, dtype="float32",
+        crs="EPSG:32632", transform=transform @ Affine.scale(4), nodata=float("nan"),
+    ) as dst:  # fmt: skip
+        dst.write(sar)
+    return s2, s1
+
+
+def build_model(args: argparse.Namespace):
+    import keras
+
+    from tml_cloudremoval.model import build_dsen2cr
+
+    keras.utils.set_random_seed(0)
+    return build_dsen2cr(features=args.features, blocks=args.blocks)
+
+
+def child_scene(args: argparse.Namespace) -> dict:
+    """Raw tile, scene, raw tile again, in one process: wall and CPU time of each."""
+    from tml_cloudremoval.tiling import predict_scene
+
+    folder = Path(args.workdir)
+    s2, s1 = folder / f"s2_{args.size}.tif", folder / f"s1_{args.size}.tif"
+    model = build_model(args)
+    before = time_raw(model, args, warm_up=True)
+    out = folder / f"out_{args.size}.tif"
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = predict_scene(
+        model, s2, s1, out, tile_size=args.tile_size, batch_size=args.batch_size,
+        progress=not args.quiet,
+    )  # fmt: skip
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rss = peak_rss_mb()
+    out.unlink()
+    after = time_raw(model, args, warm_up=False)
+    mpx = args.size**2 / 1e6
+    return {
+        "size": args.size,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "mpx_per_s": mpx / wall,
+        "mpx_per_cpu_s": mpx / cpu,
+        "model_seconds": report["model_seconds"],
+        "tiles": report["tiles"],
+        "overlap": report["overlap"],
+        "efficiency": report["tiling_efficiency"],
+        "peak_rss_mb": rss,
+        "raw_mpx_per_s": (before["mpx_per_s"] + after["mpx_per_s"]) / 2,
+        "raw_mpx_per_cpu_s": (before["mpx_per_cpu_s"] + after["mpx_per_cpu_s"]) / 2,
+        "raw_before_after_mpx_per_s": [before["mpx_per_s"], after["mpx_per_s"]],
+        "devices": before["devices"],
+    }
+
+
+def time_raw(model, args: argparse.Namespace, warm_up: bool) -> dict:
+    """The raw model on one in-memory tile of tile_size px: mean of raw_repeats calls."""
+    import tensorflow as tf
+
+    t, b = args.tile_size, args.batch_size
+    rng = np.random.default_rng(0)
+    inputs = {
+        "optical": rng.uniform(0, 5, (b, t, t, 10)).astype(np.float32),
+        "sar": rng.uniform(0, 2, (b, t // 4, t // 4, 2)).astype(np.float32),
+    }
+    if warm_up:  # tracing and allocator set-up are not timed
+        model.predict_on_batch(inputs)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(args.raw_repeats):
+        model.predict_on_batch(inputs)
+    wall = (time.perf_counter() - wall) / args.raw_repeats
+    cpu = (time.process_time() - cpu) / args.raw_repeats
+    return {
+        "mpx_per_s": b * t * t / 1e6 / wall,
+        "mpx_per_cpu_s": b * t * t / 1e6 / cpu,
+        "devices": sorted({d.device_type for d in tf.config.list_physical_devices()}),
+    }
+
+
+def run_child(args: argparse.Namespace, kind: str, size: int | None = None) -> dict:
+    cmd = [sys.executable, str(HERE), "--child", kind, "--workdir", args.workdir]
+    cmd += ["--tile-size", str(args.tile_size), "--batch-size", str(args.batch_size)]
+    cmd += ["--features", str(args.features), "--blocks", str(args.blocks)]
+    cmd += ["--raw-repeats", str(args.raw_repeats)] + (["--quiet"] if args.quiet else [])
+    if size is not None:
+        cmd += ["--size", str(size)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        ram = f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+    except ImportError:
+        ram = "RAM unknown"
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores available, {ram}, load avg {load}; "
+        f"Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
+        f"Keras {version('keras')}, rasterio {version('rasterio')}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096], help="scene sides")
+    parser.add_argument("--tile-size", type=int, default=1280, help="inference.tile_size")
+    parser.add_argument("--batch-size", type=int, default=1, help="inference.batch_size")
+    parser.add_argument("--features", type=int, default=64, help="model F")
+    parser.add_argument("--blocks", type=int, default=16, help="model B")
+    parser.add_argument(
+        "--raw-repeats", type=int, default=1, help="timed raw calls before and after the scene"
+    )
+    parser.add_argument("--workdir", default=None, help="folder for the synthetic scenes")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--child", choices=["scene"], help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        print(json.dumps(child_scene(args)))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench_inference_", dir=args.workdir) as tmp:
+        args.workdir = tmp
+        print(f"machine: {machine()}", flush=True)
+        print(
+            f"model F={args.features} B={args.blocks}; tile_size {args.tile_size}, "
+            f"batch {args.batch_size}; scenes {args.sizes}",
+            flush=True,
+        )
+        results = []
+        for size in args.sizes:
+            make_scene(Path(tmp), size)
+            results.append(run_child(args, "scene", size))
+            print(json.dumps(results[-1]), flush=True)
+
+    first = results[0]["peak_rss_mb"]
+    print()
+    print(f"Inference, {date()}, devices {results[0]['devices']}; machine: {machine()}")
+    print(
+        f"model F={args.features} B={args.blocks}, tile_size {args.tile_size}, batch "
+        f"{args.batch_size}; raw = predict_on_batch on one in-memory {args.tile_size}^2 tile, "
+        "timed in the same process just before and after the scene (mean); CPU time = "
+        "process CPU seconds, less sensitive than wall time to other jobs on a shared machine"
+    )
+    print(
+        "| scene px | tiles (overlap) | tiled scene Mpx/s | raw tile Mpx/s | tiled / raw "
+        "| same, CPU time | tiling efficiency | tiled / raw / efficiency (CPU time) "
+        "| time in model calls | efficiency x model-call share | peak RSS MiB | RSS / first |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ratio = r["mpx_per_s"] / r["raw_mpx_per_s"]
+        ratio_cpu = r["mpx_per_cpu_s"] / r["raw_mpx_per_cpu_s"]
+        print(
+            f"| {r['size']}^2 | {r['tiles']} ({r['overlap']} px) | {r['mpx_per_s']:.4f} "
+            f"| {r['raw_mpx_per_s']:.4f} | {ratio:.3f} | {ratio_cpu:.3f} "
+            f"| {r['efficiency']:.3f} | {ratio_cpu / r['efficiency']:.3f} "
+            f"| {r['model_seconds'] / r['seconds']:.1%} "
+            f"| {r['efficiency'] * r['model_seconds'] / r['seconds']:.3f} | {r['peak_rss_mb']:.0f} "
+            f"| {r['peak_rss_mb'] / first:.3f} |"
+        )
+    print(
+        "efficiency x model-call share: the ratio expected if the scene's model calls run at the "
+        "raw tile's speed; both parts are measured within one run, so other jobs hardly move it"
+    )
+    print("targets: tiled / raw >= 0.85; peak RSS of the larger scene <= 1.2 x the smaller")
+    return 0
+
+
+def date() -> str:
+    return time.strftime("%Y-%m-%d")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Before/after true-colour quicklook of a cleaned scene (PNG), read at reduced resolution.
+
+Both images are read decimated (at most ``max_size`` pixels a side, GDAL average resampling,
+so a full 10980 px tile costs no more memory than the quicklook) and shown with the same
+stretch: reflectance 0 .. the 98th percentile of the cloud-free result's RGB, so clouds in the
+input saturate to white and colours stay comparable. Nodata pixels are transparent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from matplotlib.figure import Figure
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+
+from tml_cloudremoval.bands import RGB_BAND_NAMES, TML_BAND_NAMES, band_indices
+from tml_cloudremoval.normalise import dn_to_reflectance
+from tml_cloudremoval.scene import inspect_optical, nodata_mask, temporary_sibling
+
+
+def read_rgb(path: str | os.PathLike, max_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+    """True-colour bands (B4, B3, B2) of an optical GeoTIFF, decimated to <= ``max_size`` px.
+
+    Returns (reflectance (h, w, 3) float32, valid (h, w) bool or None). The TML bands are found
+    as for inference (band descriptions, else the band count: 10 TML or 13 L1C bands).
+    """
+    info = inspect_optical(path)
+    rgb = [info.band_indexes[i] + 1 for i in band_indices(RGB_BAND_NAMES, TML_BAND_NAMES)]
+    factor = max(1, math.ceil(max(info.height, info.width) / max_size))
+    shape = (3, math.ceil(info.height / factor), math.ceil(info.width / factor))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(info.path) as ds:
+            # nearest keeps nodata pixels distinct; average would blend them into their neighbours
+            data = ds.read(indexes=rgb, out_shape=shape, resampling=Resampling.nearest)
+    data = np.moveaxis(data, 0, -1)
+    bad = nodata_mask(data, info.nodata)
+    return dn_to_reflectance(np.nan_to_num(data)), None if bad is None else ~bad
+
+
+def _rgba(reflectance: np.ndarray, valid: np.ndarray | None, top: float) -> np.ndarray:
+    rgba = np.ones((*reflectance.shape[:2], 4), dtype=np.float32)
+    rgba[..., :3] = np.clip(reflectance / top, 0.0, 1.0)
+    if valid is not None:
+        rgba[..., 3] = valid
+    return rgba
+
+
+def quicklook_figure(
+    before_path: str | os.PathLike,
+    after_path: str | os.PathLike,
+    max_size: int = 1024,
+    title: str | None = None,
+) -> Figure:
+    """Side-by-side true colour of the cloudy input and the cloud-free output (same stretch)."""
+    before, before_ok = read_rgb(before_path, max_size)
+    after, after_ok = read_rgb(after_path, max_size)
+    shown = after if after_ok is None else after[after_ok]
+    top = float(np.percentile(shown, 98)) if shown.size else 0.3
+    top = top if top > 0 else 0.3
+    aspect = before.shape[0] / before.shape[1]
+    fig = Figure(figsize=(12, 6 * aspect + 0.8), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, image, ok, label in (
+        (axes[0], before, before_ok, f"before: {Path(before_path).name}"),
+        (axes[1], after, after_ok, f"after: {Path(after_path).name}"),
+    ):
+        ax.imshow(_rgba(image, ok, top), interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle(title or f"true colour (B4 B3 B2), reflectance 0-{top:.2f}", fontsize=10)
+    return fig
+
+
+def write_quicklook(
+    before_path: str | os.PathLike,
+    after_path: str | os.PathLike,
+    png_path: str | os.PathLike,
+    max_size: int = 1024,
+) -> Path:
+    """Write :func:`quicklook_figure` as a PNG, atomically (temporary file, then rename)."""
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig = quicklook_figure(before_path, after_path, max_size)
+    name = temporary_sibling(png_path)
+    try:
+        fig.savefig(name, format="png")
+        os.replace(name, png_path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return png_path
