@@ -133,3 +133,16 @@ def test_warp_errors_name_the_file(tmp_path):
     three = write_sar(tmp_path / "three.tif", np.zeros((8, 8, 3)), Affine(10, 0, 0, 0, -10, 0))
     with pytest.raises(ValueError, match=r"three\.tif.*3 bands"):
         warp_sar_to_grid(three, UTM32, Affine(40, 0, 0, 0, -40, 0), 2, 2)
+
+
+def test_warp_in_strips_equals_one_strip(tmp_path):
+    rng = np.random.default_rng(3)
+    sar = rng.uniform(-25, 0, size=(200, 180, 2)).astype(np.float32)
+    sar[rng.random(sar.shape) < 0.01] = np.nan
+    path = write_sar(tmp_path / "s1_20m.tif", sar, Affine(20, 0, 600010, 0, -20, 5000030))
+    t40 = Affine(40, 0, 600100, 0, -40, 4999900)
+    whole = warp_sar_to_grid(path, UTM32, t40, 90, 80, method="linear_power", strip_rows=1000)
+    strips = warp_sar_to_grid(path, UTM32, t40, 90, 80, method="linear_power", strip_rows=7)
+    np.testing.assert_array_equal(np.isnan(whole), np.isnan(strips))
+    np.testing.assert_allclose(strips, whole, atol=1e-5)
+    assert np.isfinite(whole[:80]).all()  # covered rows are all finite

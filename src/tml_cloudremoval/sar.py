@@ -20,7 +20,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.warp import Resampling, reproject, transform_bounds
-from rasterio.windows import from_bounds
+from rasterio.windows import Window, from_bounds
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR
 
@@ -97,6 +97,18 @@ def grid_40m(transform_10m: Affine, height: int, width: int) -> tuple[Affine, in
     return transform, math.ceil(height / SAR_FACTOR), math.ceil(width / SAR_FACTOR)
 
 
+def _source_window(src: rasterio.DatasetReader, bounds: tuple[float, ...]) -> Window | None:
+    """Window of ``src`` under ``bounds`` (in ``src.crs``) plus 2 pixels of margin; None if none."""
+    left, bottom, right, top = bounds
+    sl, sb, sr, st = src.bounds
+    if left >= sr or right <= sl or bottom >= st or top <= sb:
+        return None
+    window = from_bounds(left, bottom, right, top, transform=src.transform)
+    window = window.round_offsets().round_lengths()
+    margin = Window(window.col_off - 2, window.row_off - 2, window.width + 4, window.height + 4)
+    return margin.intersection(Window(0, 0, src.width, src.height))
+
+
 def warp_sar_to_grid(
     src_path: str | os.PathLike,
     dst_crs: rasterio.crs.CRS | str,
@@ -104,14 +116,20 @@ def warp_sar_to_grid(
     dst_height: int,
     dst_width: int,
     method: SarMethod = "mean",
+    strip_rows: int = 256,
 ) -> np.ndarray:
     """Average a VV/VH GeoTIFF of any resolution and CRS onto a target grid: (h, w, 2) dB.
 
     Uses GDAL's average resampling (``rasterio.warp.reproject``). Pixels the source does not
-    cover, or covers only with nodata, are NaN. Raises ``ValueError`` naming the file when it
-    does not hold 2 bands, has no georeferencing, or does not overlap the target grid.
+    cover, or covers only with nodata, are NaN. The target is filled in strips of ``strip_rows``
+    rows, each reading only the source window under it, so memory stays bounded for a 10 m SAR
+    file covering a whole Sentinel-2 tile. Raises ``ValueError`` naming the file when it does
+    not hold 2 bands, has no georeferencing, or does not overlap the target grid.
     """
     _check_method(method)
+    if strip_rows < 1:
+        raise ValueError(f"strip_rows must be >= 1, got {strip_rows}")
+    out = np.full((len(S1_BAND_NAMES), dst_height, dst_width), np.nan, dtype=np.float32)
     with rasterio.open(src_path) as src:
         if src.count != len(S1_BAND_NAMES):
             raise ValueError(
@@ -121,43 +139,39 @@ def warp_sar_to_grid(
         if src.crs is None:
             raise ValueError(f"{src_path}: SAR file has no CRS; cannot place it on the scene")
         dst_bounds = rasterio.transform.array_bounds(dst_height, dst_width, dst_transform)
-        left, bottom, right, top = transform_bounds(dst_crs, src.crs, *dst_bounds, densify_pts=21)
-        sl, sb, sr, st = src.bounds
-        if left >= sr or right <= sl or bottom >= st or top <= sb:
+        if _source_window(src, transform_bounds(dst_crs, src.crs, *dst_bounds)) is None:
             raise ValueError(
                 f"{src_path}: SAR footprint {tuple(round(v, 1) for v in src.bounds)} "
                 f"({src.crs}) does not overlap the optical scene"
             )
-        # Read only the part of the source under the target (plus a margin of 2 pixels).
-        window = (
-            from_bounds(left, bottom, right, top, transform=src.transform)
-            .round_offsets()
-            .round_lengths()
-        )
-        window = rasterio.windows.Window(
-            window.col_off - 2, window.row_off - 2, window.width + 4, window.height + 4
-        ).intersection(rasterio.windows.Window(0, 0, src.width, src.height))
-        data = src.read(window=window, out_dtype=np.float32)
-        if src.nodata is not None and not np.isnan(src.nodata):
-            data[data == np.float32(src.nodata)] = np.nan
-        src_transform = src.window_transform(window)
-        src_crs = src.crs
-    if method == "linear_power":
-        data = db_to_linear(data)
-    out = np.full((len(S1_BAND_NAMES), dst_height, dst_width), np.nan, dtype=np.float32)
-    reproject(
-        source=data,
-        destination=out,
-        src_transform=src_transform,
-        src_crs=src_crs,
-        src_nodata=np.nan,
-        dst_transform=dst_transform,
-        dst_crs=dst_crs,
-        dst_nodata=np.nan,
-        resampling=Resampling.average,
-        # Per-band nodata: a NaN pixel is left out of its block's average instead of making it NaN.
-        UNIFIED_SRC_NODATA="NO",
-    )
+        nodata = src.nodata
+        for row in range(0, dst_height, strip_rows):
+            rows = min(strip_rows, dst_height - row)
+            strip_transform = dst_transform @ Affine.translation(0, row)
+            strip_bounds = rasterio.transform.array_bounds(rows, dst_width, strip_transform)
+            window = _source_window(src, transform_bounds(dst_crs, src.crs, *strip_bounds))
+            if window is None:
+                continue
+            data = src.read(window=window, out_dtype=np.float32)
+            if nodata is not None and not np.isnan(nodata):
+                data[data == np.float32(nodata)] = np.nan
+            if method == "linear_power":
+                data = db_to_linear(data)
+            strip = out[:, row : row + rows]
+            reproject(
+                source=data,
+                destination=strip,
+                src_transform=src.window_transform(window),
+                src_crs=src.crs,
+                src_nodata=np.nan,
+                dst_transform=strip_transform,
+                dst_crs=dst_crs,
+                dst_nodata=np.nan,
+                resampling=Resampling.average,
+                # Per-band nodata: a NaN pixel is left out of its block's average instead of
+                # making the whole average NaN.
+                UNIFIED_SRC_NODATA="NO",
+            )
     if method == "linear_power":
         out = linear_to_db(out)
     return np.moveaxis(out, 0, -1)
