@@ -27,26 +27,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
+from common import REAL_SAMPLES, cpu_model  # noqa: E402  (also puts src/ on sys.path)
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    from tml_cloudremoval import cloud_mask as cm
-except ImportError:  # not installed: run from a checkout
-    sys.path.insert(0, str(REPO / "src"))
-    from tml_cloudremoval import cloud_mask as cm
-
-DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "sen12mscr_samples"
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from tml_cloudremoval import cloud_mask as cm  # noqa: E402
 
 
 def load_patches(root: Path) -> tuple[list[tuple[str, np.ndarray]], str]:
@@ -80,7 +63,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and patches")
     parser.add_argument("--samples", type=Path, default=None, help="SEN12MS-CR samples folder")
     args = parser.parse_args(argv)
-    root = args.samples or Path(os.environ.get("SEN12MSCR_SAMPLES", DEFAULT_SAMPLES))
+    root = args.samples or REAL_SAMPLES
 
     patches, source = load_patches(root)
     if args.quick:
