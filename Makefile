@@ -7,6 +7,8 @@ KEDRO_ENV ?= demo
 
 export KEDRO_DISABLE_TELEMETRY := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Wider log lines from Kedro's rich handler when output is not a terminal (CI, files).
+export COLUMNS ?= 140
 
 .PHONY: install run sample-data test lint bench viz clean-data
 
