@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +245,7 @@ def write_geotiff_atomic(
     descriptions: Sequence[str | None] | None = None,
     tiled: bool = True,
     compress: str | None = "deflate",
+    creation_options: Mapping[str, Any] | None = None,
     inputs: Iterable[str | os.PathLike] = (),
 ) -> Path:
     """Write a channels_last array ``(H, W, C)`` (or ``(H, W)``) as a GeoTIFF, atomically.
@@ -253,6 +254,7 @@ def write_geotiff_atomic(
     reader never sees a half-written file and an existing file survives a failed write. ``crs``
     and ``transform`` None write a file without georeferencing (nothing is invented).
     ``dtype`` defaults to the array's; ``descriptions`` are band names (one per channel).
+    ``creation_options``: further GDAL GeoTIFF creation options (e.g. ``{"zstd_level": 1}``).
     ``inputs``: files the caller read from; writing over any of them is refused.
     Returns the path written.
     """
@@ -289,6 +291,7 @@ def write_geotiff_atomic(
     if compress:
         profile["compress"] = compress
         profile["predictor"] = 3 if np.issubdtype(out_dtype, np.floating) else 2
+    profile.update(creation_options or {})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 from scipy import fft, ndimage
@@ -45,6 +44,7 @@ from tml_cloudremoval.bands import (
     band_indices,
 )
 from tml_cloudremoval.normalise import REFLECTANCE_SCALE
+from tml_cloudremoval.raster import write_geotiff_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -473,42 +473,9 @@ def _shadow_offset(
 # ----------------------------------------------------------------------------------------------
 # files, manifests
 # ----------------------------------------------------------------------------------------------
-def write_geotiff(
-    path: Path,
-    array: np.ndarray,
-    *,
-    crs: CRS | None,
-    transform: Affine,
-    descriptions: Sequence[str],
-    nodata: float | None = None,
-    tiled: bool = False,
-) -> None:
-    """Write (H, W, C) ``array`` as a GeoTIFF, atomically (hidden temp file, then os.replace).
-
-    ZSTD level 1 with a predictor: about half the size of an uncompressed file at nearly the
-    same write speed (GDAL >= 2.3 reads it). Band descriptions are set to ``descriptions``.
-    """
-    h, w, c = array.shape
-    if len(descriptions) != c:
-        raise ValueError(f"{path}: {c} bands but {len(descriptions)} descriptions")
-    profile: dict[str, Any] = {
-        "driver": "GTiff", "height": h, "width": w, "count": c, "dtype": array.dtype.name,
-        "crs": crs, "transform": transform, "nodata": nodata, "compress": "zstd",
-        "zstd_level": 1, "predictor": 3 if array.dtype.kind == "f" else 2,
-    }  # fmt: skip
-    if tiled:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(np.moveaxis(array, -1, 0))
-            for i, name in enumerate(descriptions, start=1):
-                dst.set_band_description(i, name)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+SAMPLE_COMPRESSION: dict[str, Any] = {"compress": "zstd", "creation_options": {"zstd_level": 1}}
+"""ZSTD level 1 with a predictor: about half the size of an uncompressed file at nearly the
+write speed of none (GDAL >= 2.3 reads it); level 9, the default, is 10 x slower to write."""
 
 
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
@@ -772,10 +739,13 @@ def make_sen12mscr_sample(
                     )
                     s1 = add_nan_pixels(prng, sar[window].copy(), s1_nan_fraction)
                     rel_s1, rel_s2, rel_cloudy = sen12mscr_relpaths(season_folder, scene, patch)
-                    common = {"crs": crs, "transform": transform}
-                    write_geotiff(root / rel_s1, s1, descriptions=S1_BAND_NAMES, **common)
-                    write_geotiff(root / rel_s2, clear[window], descriptions=s2_names, **common)
-                    write_geotiff(root / rel_cloudy, cloudy, descriptions=s2_names, **common)
+                    common = {"crs": crs, "transform": transform, "tiled": False}
+                    common.update(SAMPLE_COMPRESSION)
+                    write_geotiff_atomic(root / rel_s1, s1, descriptions=S1_BAND_NAMES, **common)
+                    write_geotiff_atomic(
+                        root / rel_s2, clear[window], descriptions=s2_names, **common
+                    )
+                    write_geotiff_atomic(root / rel_cloudy, cloudy, descriptions=s2_names, **common)
                     triplets.append(
                         {
                             "scene_id": f"{season_folder}_{scene}",
@@ -902,11 +872,12 @@ def make_tml_scene(
     valid = swath_valid_mask(rng, (height, width)) if nodata_edge else None
     tml = TML_BAND_NAMES
     s2_kwargs = {"crs": crs, "transform": s2_transform, "descriptions": tml, "nodata": 0}
+    s2_kwargs.update(SAMPLE_COMPRESSION)
     if write_clear:
         clear = reflectance_to_dn(observe_optical(rng, reflectance))
         if valid is not None:
             clear[~valid] = 0
-        write_geotiff(root / TML_SCENE_FILES["s2_clear"], clear, tiled=True, **s2_kwargs)
+        write_geotiff_atomic(root / TML_SCENE_FILES["s2_clear"], clear, **s2_kwargs)
         del clear
     azimuth = rng.uniform(0.0, 2.0 * math.pi)
     layers = synthesize_clouds(
@@ -920,7 +891,7 @@ def make_tml_scene(
     cloudy = reflectance_to_dn(render_cloudy(rng, reflectance, layers, band_names=TML_BAND_NAMES))
     if valid is not None:
         cloudy[~valid] = 0
-    write_geotiff(root / TML_SCENE_FILES["s2_cloudy"], cloudy, tiled=True, **s2_kwargs)
+    write_geotiff_atomic(root / TML_SCENE_FILES["s2_cloudy"], cloudy, **s2_kwargs)
     del cloudy, reflectance
 
     linear = sar_backscatter_linear(rng, ground)  # (4 n_y, 4 n_x, 2) at 10 m
@@ -928,13 +899,14 @@ def make_tml_scene(
     s1 = speckle_db(rng, linear, s1_looks * SAR_FACTOR**2 / 2.0)  # multilooked: ENL ~ 35
     s1[: oy // SAR_FACTOR] = np.nan  # S1 rows/cols wholly outside the S2 extent: no data
     s1[:, : ox // SAR_FACTOR] = np.nan
-    write_geotiff(
+    write_geotiff_atomic(
         root / TML_SCENE_FILES["s1"],
         s1.astype(np.float32),
         crs=crs,
         transform=s1_transform,
         descriptions=S1_BAND_NAMES,
         nodata=float("nan"),
+        **SAMPLE_COMPRESSION,
     )
     valid_px = np.ones((height, width), dtype=bool) if valid is None else valid
     summary = {
