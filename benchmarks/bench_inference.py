@@ -34,6 +34,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from common import cpu_model
 
 HERE = Path(__file__).resolve()
 
@@ -167,14 +168,7 @@ def run_child(args: argparse.Namespace, kind: str, size: int | None = None) -> d
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         import psutil
 
@@ -203,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--child", choices=["scene"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="scenes of 1024 and 2048 px")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes = [1024, 2048]
 
     if args.child:
         print(json.dumps(child_scene(args)))

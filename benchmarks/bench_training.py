@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import cpu_model
+
 
 def forward_flops_per_pixel(features: int, blocks: int, optical: int = 10, sar: int = 2) -> int:
     """Multiply-adds x 2 of the convolutions for one 10 m output pixel."""
@@ -42,16 +44,6 @@ def forward_flops_per_pixel(features: int, blocks: int, optical: int = 10, sar: 
 def peak_rss_gb() -> float:
     """Peak resident set size of this process in GB (Linux ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed step per mode")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.warmup = 1, 1
 
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
@@ -261,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     machine = (
-        f"{platform.node()}: {cpu_name()}, {os.cpu_count()} logical CPUs, "
+        f"{platform.node()}: {cpu_model()}, {os.cpu_count()} logical CPUs, "
         f"GPUs: {', '.join(gpus) or 'none'}; Python {platform.python_version()}, "
         f"TF {tf.__version__}"
     )
