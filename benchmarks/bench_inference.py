@@ -121,6 +121,8 @@ def child_scene(args: argparse.Namespace) -> dict:
         "mpx_per_cpu_s": mpx / cpu,
         "model_seconds": report["model_seconds"],
         "tiles": report["tiles"],
+        "tile_grid": report["tile_grid"],
+        "largest_tile": report["largest_tile"],
         "overlap": report["overlap"],
         "efficiency": report["tiling_efficiency"],
         "peak_rss_mb": rss,
@@ -230,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         "process CPU seconds, less sensitive than wall time to other jobs on a shared machine"
     )
     print(
-        "| scene px | tiles (overlap) | tiled scene Mpx/s | raw tile Mpx/s | tiled / raw "
-        "| same, CPU time | tiling efficiency | tiled / raw / efficiency (CPU time) "
+        "| scene px | tiles: rows x cols, largest (overlap) | tiled scene Mpx/s | raw tile Mpx/s "
+        "| tiled / raw | same, CPU time | tiling efficiency | tiled / raw / efficiency (CPU time) "
         "| time in model calls | efficiency x model-call share | peak RSS MiB | RSS / first |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -239,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         ratio = r["mpx_per_s"] / r["raw_mpx_per_s"]
         ratio_cpu = r["mpx_per_cpu_s"] / r["raw_mpx_per_cpu_s"]
         print(
-            f"| {r['size']}^2 | {r['tiles']} ({r['overlap']} px) | {r['mpx_per_s']:.4f} "
+            f"| {r['size']}^2 | {r['tile_grid'][0]} x {r['tile_grid'][1]}, "
+            f"{r['largest_tile'][0]} x {r['largest_tile'][1]} px ({r['overlap']} px) "
+            f"| {r['mpx_per_s']:.4f} "
             f"| {r['raw_mpx_per_s']:.4f} | {ratio:.3f} | {ratio_cpu:.3f} "
             f"| {r['efficiency']:.3f} | {ratio_cpu / r['efficiency']:.3f} "
             f"| {r['model_seconds'] / r['seconds']:.1%} "

@@ -131,6 +131,15 @@ def test_missing_file_names_path_and_fault(tmp_path):
     assert issubclass(RasterError, ValueError)
 
 
+def test_raster_error_pickles_whole():
+    """Errors raised in worker processes travel by pickle: path and fault must survive."""
+    import pickle
+
+    err = pickle.loads(pickle.dumps(RasterError(Path("/x/a.tif"), "truncated")))
+    assert isinstance(err, RasterError)
+    assert (err.path, err.fault, str(err)) == (Path("/x/a.tif"), "truncated", "/x/a.tif: truncated")
+
+
 @pytest.mark.parametrize(
     ("content", "fault"),
     [(b"", "file is empty"), (b"not a tiff at all" * 8, "not a readable GeoTIFF")],

@@ -30,7 +30,7 @@ from tml_cloudremoval.tiling import predict_scene
 UTM32 = CRS.from_epsg(32632)
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5200000.0)
 H, W = 92, 108  # multiples of 4: the whole-image reference needs no padding
-TILE = 48  # 3 x 3 tiles with the tiny model's overlap of 16
+TILE = 48  # 2 x 4 tiles of 56 x 40 px (budget 48 x 48) with the tiny model's overlap of 16
 
 
 def write_tif(path, array, crs=UTM32, transform=TRANSFORM, nodata=None, descriptions=None):
@@ -144,7 +144,8 @@ def test_tiled_scene_equals_whole_image_and_keeps_nodata(model, scene):
     assert (~valid).sum() > 50  # the wedge is there
     np.testing.assert_allclose(out[valid], ref[valid], atol=0.05, rtol=0)
     assert (out[~valid] == 0).all()
-    assert report["tiles"] == 9 and report["height"] == H and report["width"] == W
+    assert report["tiles"] == 8 and report["height"] == H and report["width"] == W
+    assert report["tile_grid"] == [2, 4] and report["largest_tile"] == [56, 40]
     assert 0 < report["sar_coverage"] < 1  # the NaN hole in the SAR
     assert meta["dtype"] == "float32" and meta["nodata"] == 0
 

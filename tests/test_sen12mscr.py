@@ -543,6 +543,26 @@ def test_triplet_samples_lazy_sequence(table):
         samples["0"]  # type: ignore[index]
 
 
+def test_triplet_samples_in_worker_processes_equal_one_process(table):
+    one = list(s.TripletSamples(table, progress=False, workers=1))
+    many = s.TripletSamples(table, progress=False, workers=3, min_per_worker=1)
+    assert many.workers == 3 and len(one) == len(table)
+    two = list(many)  # 7 triplets, 12 in flight at most: the window and the tail both run
+    assert len(two) == len(one)
+    for a, b in zip(one, two, strict=True):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert s.TripletSamples(table, workers=None).workers == s.usable_cores()
+
+
+def test_triplet_samples_worker_error_names_the_file(table):
+    bad = _paths(table, "p5")["s2"]
+    bad.write_bytes(b"garbage" * 20)
+    with pytest.raises(RasterError, match="not a readable GeoTIFF") as err:
+        list(s.TripletSamples(table, progress=False, workers=2, min_per_worker=1))
+    assert err.value.path == bad  # raised in a worker, arrives whole
+
+
 def test_triplet_samples_checks_settings(table):
     with pytest.raises(ValueError, match="unknown sar_method 'median'"):
         s.TripletSamples(table, sar_method="median")
@@ -550,6 +570,8 @@ def test_triplet_samples_checks_settings(table):
         s.TripletSamples(table, cloud_threshold=0)
     with pytest.raises(ValueError, match="patch size is unknown"):
         _ = s.TripletSamples(table.iloc[:0]).height
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        s.TripletSamples(table, workers=0)
 
 
 # ---------------------------------------------------------------- real samples

@@ -45,7 +45,7 @@ def test_plan_covers_scene_on_40m_grid(height, width, tile, overlap, rf):
     assert plan.padded_width == -(-width // 4) * 4
     for t in plan.tiles():
         assert t.y0 % 4 == 0 and t.x0 % 4 == 0 and t.height % 4 == 0 and t.width % 4 == 0
-        assert t.height <= tile and t.width <= tile
+        assert t.height * t.width <= tile * tile  # the pixel budget of one forward pass
     # consecutive tiles overlap by exactly `overlap` px; the last one ends at the padded edge
     for starts, lengths, end in (
         (plan.ys, plan.heights, plan.padded_height),
@@ -54,9 +54,48 @@ def test_plan_covers_scene_on_40m_grid(height, width, tile, overlap, rf):
         assert starts[0] == 0 and starts[-1] + lengths[-1] == end
         for a, la, b in zip(starts[:-1], lengths[:-1], starts[1:], strict=True):
             assert a + la - b == overlap
+        assert max(lengths) - min(lengths) <= 4  # balanced
     # every pixel gets weight, and the scene-pixel counts add up
     assert (_coverage(plan) > 0).all()
     assert sum(plan.owned_pixels(t) for t in plan.tiles()) == height * width
+
+
+def _brute_force_plans(height, width, tile, overlap):
+    """Every (rows, cols) split with balanced tiles within the budget: [(cost, tiles, h, r, c)]."""
+    hp, wp = -(-height // 4) * 4, -(-width // 4) * 4
+    plans = []
+    for rows in range(1, hp // 4 + 1):
+        for cols in range(1, wp // 4 + 1):
+            h = -(-(hp + (rows - 1) * overlap) // (4 * rows)) * 4  # longest balanced tile
+            w = -(-(wp + (cols - 1) * overlap) // (4 * cols)) * 4
+            if h * w > tile * tile or (rows > 1 and h <= overlap) or (cols > 1 and w <= overlap):
+                continue
+            cost = (hp + (rows - 1) * overlap) * (wp + (cols - 1) * overlap)
+            plans.append((cost, rows * cols, h, rows, cols))
+    return plans
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "tile", "overlap"),
+    [(100, 100, 48, 16), (101, 203, 64, 24), (150, 70, 40, 16), (240, 96, 36, 16), (7, 300, 24, 8)],
+)
+def test_plan_computes_fewest_pixels(height, width, tile, overlap):
+    """Against every possible split: least computed pixels, then fewest tiles, then shortest."""
+    plan = plan_tiles(height, width, tile, overlap, overlap - 1)
+    best = min(_brute_force_plans(height, width, tile, overlap))
+    assert plan.computed_pixels == best[0]
+    assert (plan.n_tiles, max(plan.heights)) == best[1:3]
+
+
+def test_plan_of_a_4096_scene_at_1280():
+    """Hand-computed: 4 x 3 tiles of 1084 x 1416 px; square 1280 px tiles would need 4 x 4."""
+    plan = plan_tiles(4096, 4096, 1280, 76, 75)
+    assert (plan.n_rows, plan.n_cols) == (4, 3)
+    # rows: 4096 + 3 x 76 = 4324 px = 1081 units of 4 -> 271, 270, 270, 270 units
+    assert plan.heights == (1084, 1080, 1080, 1080) and plan.widths == (1416, 1416, 1416)
+    assert plan.ys == (0, 1008, 2012, 3016) and plan.xs == (0, 1340, 2680)
+    assert plan.efficiency == pytest.approx(4096**2 / ((4096 + 3 * 76) * (4096 + 2 * 76)))
+    assert plan.efficiency > (4096 / (4096 + 3 * 76)) ** 2
 
 
 def test_plan_small_scene_is_one_tile():

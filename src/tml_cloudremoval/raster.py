@@ -48,6 +48,10 @@ class RasterError(ValueError):
         self.fault = fault
         super().__init__(f"{self.path}: {fault}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # picklable with its own arguments: errors raised in worker processes arrive whole
+        return (type(self), (self.path, self.fault))
+
 
 @dataclass(frozen=True)
 class RasterHeader:

@@ -27,9 +27,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import multiprocessing
+import os
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -664,13 +667,37 @@ def prepare_patch(
     }
 
 
+def _prepare_row(
+    row: Mapping[str, Any], cloud_threshold: float, sar_method: str
+) -> dict[str, np.ndarray]:
+    """Read and prepare one triplet (a table row as a dict): what a worker process runs."""
+    return prepare_patch(
+        read_triplet(row), cloud_threshold, sar_method, source=row["s2_cloudy_path"]
+    )
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 class TripletSamples(Sequence):
     """Lazy sequence of patch-store samples over a triplet table (read + prepare on access).
 
-    ``len()``, ``[i]`` (one sample dict, see :func:`prepare_patch`) and iteration (with a tqdm
-    progress bar). ``index`` is the table (patch-store ``index.csv``), ``meta`` the settings
-    (patch-store ``meta.json``), ``height``/``width`` the patch size (from the first header).
-    This is what ``PatchStoreDataset.save`` takes.
+    ``len()``, ``[i]`` (one sample dict, see :func:`prepare_patch`) and iteration (in table
+    order, with a tqdm progress bar). ``index`` is the table (patch-store ``index.csv``),
+    ``meta`` the settings (patch-store ``meta.json``), ``height``/``width`` the patch size (from
+    the first header). This is what ``PatchStoreDataset.save`` takes.
+
+    ``workers``: processes that read and prepare triplets during iteration (None: one per usable
+    core; 1: in this process). Each sample costs about 35 ms of one core (reads, cloud mask, SAR
+    averaging), so the 122,218 SEN12MS-CR triplets take about 70 min on one core and scale with
+    the cores. Starting a worker costs about as much as 40 triplets, so a worker is started only
+    for every ``min_per_worker`` triplets (a 72-triplet sample set runs in this process). At
+    most ``4 x workers`` samples are in flight, so memory stays bounded.
     """
 
     def __init__(
@@ -680,16 +707,22 @@ class TripletSamples(Sequence):
         sar_method: str = "mean",
         progress: bool = True,
         description: str = "patches",
+        workers: int | None = 1,
+        min_per_worker: int = 100,
     ) -> None:
         if sar_method not in SAR_METHODS:
             raise ValueError(f"unknown sar_method {sar_method!r}; use one of {SAR_METHODS}")
         if not 0.0 < float(cloud_threshold) <= 1.0:
             raise ValueError(f"cloud_threshold must be in (0, 1], got {cloud_threshold}")
+        if workers is not None and int(workers) < 1:
+            raise ValueError(f"workers must be >= 1 or None (one per core), got {workers}")
         self.index = table.reset_index(drop=True)[list(TRIPLET_COLUMNS)].copy()
         self.cloud_threshold = float(cloud_threshold)
         self.sar_method = sar_method
         self.progress = progress
         self.description = description
+        self.workers = usable_cores() if workers is None else int(workers)
+        self.min_per_worker = max(1, int(min_per_worker))
         self.meta: dict[str, Any] = {
             "sar_method": sar_method,
             "cloud_threshold": self.cloud_threshold,
@@ -721,20 +754,40 @@ class TripletSamples(Sequence):
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"sample {i} out of range for {n} triplets")
-        row = self.index.iloc[int(i)]
-        return prepare_patch(
-            read_triplet(row), self.cloud_threshold, self.sar_method, source=row["s2_cloudy_path"]
+        return _prepare_row(
+            self.index.iloc[int(i)].to_dict(), self.cloud_threshold, self.sar_method
         )
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        indices = range(len(self))
-        if self.progress:
-            indices = tqdm(indices, desc=self.description, unit="patch")
-        for i in indices:
-            yield self[i]
+        n = len(self)
+        workers = min(self.workers, n // self.min_per_worker)
+        with tqdm(total=n, desc=self.description, unit="patch", disable=not self.progress) as bar:
+            if workers <= 1:
+                for i in range(n):
+                    yield self[i]
+                    bar.update()
+                return
+            # spawn, not fork: the parent may hold threads (GDAL, TensorFlow) a fork would copy
+            # mid-lock; workers import only this module's dependencies
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pending: deque[Future] = deque()
+            try:
+                for i in range(n):
+                    row = self.index.iloc[i].to_dict()
+                    pending.append(
+                        pool.submit(_prepare_row, row, self.cloud_threshold, self.sar_method)
+                    )
+                    if len(pending) >= 4 * workers:
+                        yield pending.popleft().result()
+                        bar.update()
+                while pending:
+                    yield pending.popleft().result()
+                    bar.update()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def __repr__(self) -> str:
         return (
             f"TripletSamples(n={len(self)}, cloud_threshold={self.cloud_threshold}, "
-            f"sar_method={self.sar_method!r})"
+            f"sar_method={self.sar_method!r}, workers={self.workers})"
         )

@@ -145,7 +145,8 @@ def build_patch_stores(
     data: dict[str, Any],
 ) -> tuple[TripletSamples, TripletSamples, TripletSamples]:
     """Checked lists -> lazy sample sequences the catalog writes as patch stores (masks with
-    ``data.cloud_threshold``, SAR at 40 m with ``data.sar_method``), one per split."""
+    ``data.cloud_threshold``, SAR at 40 m with ``data.sar_method``, ``data.workers`` processes),
+    one per split."""
     tables = _tables(train_triplets_valid, val_triplets_valid, test_triplets_valid)
     samples = tuple(
         TripletSamples(
@@ -153,6 +154,7 @@ def build_patch_stores(
             cloud_threshold=float(data["cloud_threshold"]),
             sar_method=str(data["sar_method"]),
             description=f"{split} patches",
+            workers=data.get("workers"),
         )
         for split, table in tables.items()
     )
