@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_inference.py                 # sizes 2048 4096, tile 1280
     .venv/bin/python benchmarks/bench_inference.py --sizes 1024 2048 --tile-size 512
+    .venv/bin/python benchmarks/bench_inference.py --sizes 2048x10980   # rows x cols: a strip
+                                                # as wide as a Sentinel-2 tile (peak RSS)
 
 Each scene size runs in its own subprocess (so peak RSS is that run's alone), which
 - times the raw model, ``model.predict_on_batch`` on one in-memory tile of ``tile_size`` px
@@ -44,8 +46,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
-    """Write an N x N 10-band uint16 scene and a 40 m SAR file, 256 rows at a time."""
+def parse_size(text: str) -> tuple[int, int]:
+    """ "N" -> (N, N); "HxW" -> (H, W): scene rows and columns."""
+    height, _, width = text.lower().partition("x")
+    return int(height), int(width or height)
+
+
+def size_label(size: tuple[int, int]) -> str:
+    return f"{size[0]}^2" if size[0] == size[1] else f"{size[0]} x {size[1]}"
+
+
+def make_scene(folder: Path, size: tuple[int, int], seed: int = 0) -> tuple[Path, Path]:
+    """Write an H x W 10-band uint16 scene and a 40 m SAR file, 256 rows at a time."""
     import rasterio
     from affine import Affine
     from rasterio.windows import Window
@@ -54,31 +66,31 @@ def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
 
     rng = np.random.default_rng(seed)
     transform = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5000000.0)
-    s2 = folder / f"s2_{size}.tif"
-    s1 = folder / f"s1_{size}.tif"
+    height, width = size
+    s2, s1 = scene_paths(folder, size)
     profile = {
-        "driver": "GTiff", "height": size, "width": size, "count": 10, "dtype": "uint16",
+        "driver": "GTiff", "height": height, "width": width, "count": 10, "dtype": "uint16",
         "crs": "EPSG:32632", "transform": transform, "nodata": 0, "tiled": True,
         "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 2,
     }  # fmt: skip
-    xx = np.arange(size)
+    xx = np.arange(width)
     with rasterio.open(s2, "w", **profile) as dst:
         for i, name in enumerate(TML_BAND_NAMES, start=1):
             dst.set_band_description(i, name)
-        for y0 in range(0, size, 256):
-            n = min(256, size - y0)
+        for y0 in range(0, height, 256):
+            n = min(256, height - y0)
             yy = np.arange(y0, y0 + n)[:, None]
             field = 1500 + 700 * np.sin(xx / 37.0) * np.cos(yy / 53.0)
             cloud = 5000 * (np.sin(xx / 300.0 + yy / 200.0) > 0.6)
-            block = field[..., None] + cloud[..., None] + rng.normal(0, 80, (n, size, 10))
+            block = field[..., None] + cloud[..., None] + rng.normal(0, 80, (n, width, 10))
             block = np.clip(block, 1, 10000).astype(np.uint16)
-            dst.write(np.moveaxis(block, -1, 0), window=Window(0, y0, size, n))
-    h40 = math.ceil(size / 4)
-    sar = np.stack([rng.uniform(-20, -5, (h40, h40)), rng.uniform(-28, -12, (h40, h40))]).astype(
+            dst.write(np.moveaxis(block, -1, 0), window=Window(0, y0, width, n))
+    h40, w40 = math.ceil(height / 4), math.ceil(width / 4)
+    sar = np.stack([rng.uniform(-20, -5, (h40, w40)), rng.uniform(-28, -12, (h40, w40))]).astype(
         np.float32
     )
     with rasterio.open(
-        s1, "w", driver="GTiff", height=h40, width=h40, count=2, dtype="float32",
+        s1, "w", driver="GTiff", height=h40, width=w40, count=2, dtype="float32",
         crs="EPSG:32632", transform=transform @ Affine.scale(4), nodata=float("nan"),
     ) as dst:  # fmt: skip
         dst.write(sar)
@@ -99,10 +111,11 @@ def child_scene(args: argparse.Namespace) -> dict:
     from tml_cloudremoval.tiling import predict_scene
 
     folder = Path(args.workdir)
-    s2, s1 = folder / f"s2_{args.size}.tif", folder / f"s1_{args.size}.tif"
+    size = parse_size(args.size)
+    s2, s1 = scene_paths(folder, size)
     model = build_model(args)
     before = time_raw(model, args, warm_up=True)
-    out = folder / f"out_{args.size}.tif"
+    out = folder / f"out_{size[0]}x{size[1]}.tif"
     wall, cpu = time.perf_counter(), time.process_time()
     report = predict_scene(
         model, s2, s1, out, tile_size=args.tile_size, batch_size=args.batch_size,
@@ -112,9 +125,9 @@ def child_scene(args: argparse.Namespace) -> dict:
     rss = peak_rss_mb()
     out.unlink()
     after = time_raw(model, args, warm_up=False)
-    mpx = args.size**2 / 1e6
+    mpx = size[0] * size[1] / 1e6
     return {
-        "size": args.size,
+        "size": list(size),
         "seconds": wall,
         "cpu_seconds": cpu,
         "mpx_per_s": mpx / wall,
@@ -157,13 +170,17 @@ def time_raw(model, args: argparse.Namespace, warm_up: bool) -> dict:
     }
 
 
-def run_child(args: argparse.Namespace, kind: str, size: int | None = None) -> dict:
+def scene_paths(folder: Path, size: tuple[int, int]) -> tuple[Path, Path]:
+    return folder / f"s2_{size[0]}x{size[1]}.tif", folder / f"s1_{size[0]}x{size[1]}.tif"
+
+
+def run_child(args: argparse.Namespace, kind: str, size: tuple[int, int] | None = None) -> dict:
     cmd = [sys.executable, str(HERE), "--child", kind, "--workdir", args.workdir]
     cmd += ["--tile-size", str(args.tile_size), "--batch-size", str(args.batch_size)]
     cmd += ["--features", str(args.features), "--blocks", str(args.blocks)]
     cmd += ["--raw-repeats", str(args.raw_repeats)] + (["--quiet"] if args.quiet else [])
     if size is not None:
-        cmd += ["--size", str(size)]
+        cmd += ["--size", f"{size[0]}x{size[1]}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -187,7 +204,9 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096], help="scene sides")
+    parser.add_argument(
+        "--sizes", nargs="+", default=["2048", "4096"], help="scene sides N, or rows x cols HxW"
+    )
     parser.add_argument("--tile-size", type=int, default=1280, help="inference.tile_size")
     parser.add_argument("--batch-size", type=int, default=1, help="inference.batch_size")
     parser.add_argument("--features", type=int, default=64, help="model F")
@@ -198,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="folder for the synthetic scenes")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--child", choices=["scene"], help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="scenes of 1024 and 2048 px")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes = [1024, 2048]
+        args.sizes = ["1024", "2048"]
 
     if args.child:
         print(json.dumps(child_scene(args)))
@@ -217,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         results = []
-        for size in args.sizes:
+        for size in map(parse_size, args.sizes):
             make_scene(Path(tmp), size)
             results.append(run_child(args, "scene", size))
             print(json.dumps(results[-1]), flush=True)
@@ -241,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = r["mpx_per_s"] / r["raw_mpx_per_s"]
         ratio_cpu = r["mpx_per_cpu_s"] / r["raw_mpx_per_cpu_s"]
         print(
-            f"| {r['size']}^2 | {r['tile_grid'][0]} x {r['tile_grid'][1]}, "
+            f"| {size_label(r['size'])} | {r['tile_grid'][0]} x {r['tile_grid'][1]}, "
             f"{r['largest_tile'][0]} x {r['largest_tile'][1]} px ({r['overlap']} px) "
             f"| {r['mpx_per_s']:.4f} "
             f"| {r['raw_mpx_per_s']:.4f} | {ratio:.3f} | {ratio_cpu:.3f} "
