@@ -75,6 +75,21 @@ def _brute_force_plans(height, width, tile, overlap):
     return plans
 
 
+def test_random_plans_cover_every_pixel_within_budget():
+    """Seeded random scenes, receptive fields, overlaps and budgets (tight ones included, where
+    tiles barely exceed the overlap): every pixel gets weight, tiles stay within the budget."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        rf = int(rng.choice([3, 7, 15, 35, 75]))
+        overlap = -(-rf // 4) * 4 + 4 * int(rng.integers(0, 3))
+        tile = overlap + 4 * int(rng.integers(1, 40))
+        height, width = (int(v) for v in rng.integers(1, 400, 2))
+        plan = plan_tiles(height, width, tile, overlap, rf)
+        assert all(t.height * t.width <= tile * tile for t in plan.tiles())
+        assert (_coverage(plan) > 0).all(), (height, width, tile, overlap, rf)
+        assert sum(plan.owned_pixels(t) for t in plan.tiles()) == height * width
+
+
 @pytest.mark.parametrize(
     ("height", "width", "tile", "overlap"),
     [(100, 100, 48, 16), (101, 203, 64, 24), (150, 70, 40, 16), (240, 96, 36, 16), (7, 300, 24, 8)],
