@@ -17,7 +17,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"  # before numpy is imported
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import timeit  # noqa: E402
@@ -27,7 +26,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
-from common import REAL_SAMPLES, cpu_model  # noqa: E402  (also puts src/ on sys.path)
+from common import REAL_SAMPLES, machine_line  # noqa: E402  (also puts src/ on sys.path)
 
 from tml_cloudremoval import cloud_mask as cm  # noqa: E402
 
@@ -74,10 +73,7 @@ def main(argv: list[str]) -> int:
         "cloud / cloud-shadow mask: project (cloud_shadow_mask) vs oracle (literal transcription)"
     )
     print(f"data    : {source}")
-    print(f"cpu     : {cpu_model()} ({os.cpu_count()} logical cores; timed single-threaded)")
-    print(
-        f"python  : {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}"
-    )
+    print(f"machine : {machine_line()}, scipy {scipy.__version__}; timed single-threaded")
     print(f"timing  : best of {repeat} repeats; project x{fast_n}, oracle x{ref_n} calls each\n")
 
     header = f"{'patch':<40} {'HxW':>9} {'cover':>6} {'project ms':>10} {'oracle ms':>9} "

@@ -26,17 +26,15 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from common import cpu_model
+from common import machine_line
 
 HERE = Path(__file__).resolve()
 
@@ -186,22 +184,6 @@ def run_child(args: argparse.Namespace, kind: str, size: tuple[int, int] | None 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def machine() -> str:
-    cpu = cpu_model()
-    try:
-        import psutil
-
-        ram = f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-    except ImportError:
-        ram = "RAM unknown"
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (
-        f"{cpu}, {len(os.sched_getaffinity(0))} cores available, {ram}, load avg {load}; "
-        f"Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
-        f"Keras {version('keras')}, rasterio {version('rasterio')}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -229,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_inference_", dir=args.workdir) as tmp:
         args.workdir = tmp
-        print(f"machine: {machine()}", flush=True)
+        print(f"machine: {machine_line()}", flush=True)
         print(
             f"model F={args.features} B={args.blocks}; tile_size {args.tile_size}, "
             f"batch {args.batch_size}; scenes {args.sizes}",
@@ -243,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
     first = results[0]["peak_rss_mb"]
     print()
-    print(f"Inference, {date()}, devices {results[0]['devices']}; machine: {machine()}")
+    print(f"Inference, {date()}, devices {results[0]['devices']}; machine: {machine_line()}")
     print(
         f"model F={args.features} B={args.blocks}, tile_size {args.tile_size}, batch "
         f"{args.batch_size}; raw = predict_on_batch on one in-memory {args.tile_size}^2 tile, "

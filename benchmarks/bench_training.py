@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import cpu_model
+from common import machine_line
 
 
 def forward_flops_per_pixel(features: int, blocks: int, optical: int = 10, sar: int = 2) -> int:
@@ -252,14 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(WORKERS[args.worker](args)))
         return 0
 
-    import tensorflow as tf
+    import tensorflow  # noqa: F401  (imported here so that machine_line lists the GPUs)
 
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    machine = (
-        f"{platform.node()}: {cpu_model()}, {os.cpu_count()} logical CPUs, "
-        f"GPUs: {', '.join(gpus) or 'none'}; Python {platform.python_version()}, "
-        f"TF {tf.__version__}"
-    )
+    machine = f"{platform.node()}: {machine_line()}"
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     results = {mode: run_worker(mode, args) for mode in modes}
     print(f"machine: {machine}")

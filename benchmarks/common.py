@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,23 +28,33 @@ def cpu_model() -> str:
 
 
 def machine_line() -> str:
-    """One line: CPU, cores, memory, Python and the numeric stack's versions."""
+    """One line: CPU, cores, memory, load, Python and the installed numeric stack's versions.
+
+    GPUs are listed when TensorFlow is already imported (importing it here would cost seconds
+    and memory in processes that do not use it).
+    """
     import numpy as np
 
-    parts = [cpu_model(), f"{os.cpu_count()} cores"]
+    from tml_cloudremoval.sen12mscr import usable_cores
+
+    parts = [cpu_model(), f"{usable_cores()} cores"]
     try:
         import psutil
 
         parts.append(f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
     except ImportError:
         pass
+    if hasattr(os, "getloadavg"):
+        parts.append("load avg " + " / ".join(f"{v:.1f}" for v in os.getloadavg()))
     parts += [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    for package, name in (("tensorflow", "TF"), ("keras", "Keras"), ("rasterio", "rasterio")):
+        try:
+            parts.append(f"{name} {version(package)}")
+        except PackageNotFoundError:
+            pass
     if "tensorflow" in sys.modules:
-        tf = sys.modules["tensorflow"]
-        gpus = tf.config.list_physical_devices("GPU")
-        parts.append(
-            f"TF {tf.__version__} ({len(gpus)} GPU)" if gpus else f"TF {tf.__version__} CPU"
-        )
+        gpus = [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
+        parts.append(f"GPUs: {', '.join(gpus)}" if gpus else "no GPU")
     return ", ".join(parts)
 
 
