@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from tml_cloudremoval.raster import write_geotiff_atomic
 from tml_cloudremoval.sar import (
     db_to_linear,
     fill_nan_with_channel_mean,
@@ -21,21 +21,10 @@ UTM32 = CRS.from_epsg(32632)
 
 
 def write_sar(path, data_hwc, transform, crs=UTM32, nodata=np.nan):
-    """Write a (H, W, C) float32 array as a GeoTIFF."""
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data_hwc.shape[1],
-        height=data_hwc.shape[0],
-        count=data_hwc.shape[2],
-        dtype="float32",
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(np.moveaxis(data_hwc.astype(np.float32), -1, 0))
-    return path
+    """Write a (H, W, C) array as a float32 GeoTIFF."""
+    return write_geotiff_atomic(
+        path, data_hwc, crs=crs, transform=transform, nodata=nodata, dtype="float32"
+    )
 
 
 def test_block_mean_by_hand():

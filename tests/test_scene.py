@@ -17,6 +17,7 @@ from rasterio.warp import transform_bounds
 from tml_cloudremoval.bands import S2_BAND_NAMES, TML_BAND_NAMES, tml_band_indices
 from tml_cloudremoval.model import build_dsen2cr
 from tml_cloudremoval.normalise import normalise_optical, normalise_sar
+from tml_cloudremoval.raster import write_geotiff_atomic
 from tml_cloudremoval.sar import fill_nan_with_channel_mean, sar_to_40m, warp_sar_to_grid
 from tml_cloudremoval.scene import (
     SceneWriter,
@@ -34,22 +35,9 @@ TILE = 48  # 2 x 4 tiles of 56 x 40 px (budget 48 x 48) with the tiny model's ov
 
 
 def write_tif(path, array, crs=UTM32, transform=TRANSFORM, nodata=None, descriptions=None):
-    array = np.asarray(array)
-    profile = {
-        "driver": "GTiff",
-        "height": array.shape[0],
-        "width": array.shape[1],
-        "count": array.shape[2],
-        "dtype": array.dtype.name,
-        "crs": crs,
-        "transform": transform,
-        "nodata": nodata,
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.moveaxis(array, -1, 0))
-        for i, text in enumerate(descriptions or [], start=1):
-            dst.set_band_description(i, text)
-    return Path(path)
+    return write_geotiff_atomic(
+        path, array, crs=crs, transform=transform, nodata=nodata, descriptions=descriptions
+    )
 
 
 def make_optical(height=H, width=W, seed=0, wedge=True) -> np.ndarray:

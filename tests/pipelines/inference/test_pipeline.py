@@ -19,6 +19,7 @@ from rasterio.crs import CRS
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.model import build_dsen2cr
 from tml_cloudremoval.pipelines.inference import create_pipeline
+from tml_cloudremoval.raster import write_geotiff_atomic
 
 PROJECT = Path(__file__).resolve().parents[3]
 CATALOG_YML = PROJECT / "conf" / "base" / "catalog_inference.yml"
@@ -28,20 +29,7 @@ CRS_UTM = CRS.from_epsg(32633)
 
 
 def write_tif(path: Path, array: np.ndarray, transform: Affine, nodata=None) -> Path:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=array.shape[0],
-        width=array.shape[1],
-        count=array.shape[2],
-        dtype=array.dtype.name,
-        crs=CRS_UTM,
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(np.moveaxis(array, -1, 0))
-    return path
+    return write_geotiff_atomic(path, array, crs=CRS_UTM, transform=transform, nodata=nodata)
 
 
 def make_pair(folder: Path, s2_name: str, s1_name: str, seed: int, x_shift: float = 0.0):
