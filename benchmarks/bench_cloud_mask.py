@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 from common import REAL_SAMPLES, machine_line  # noqa: E402  (also puts src/ on sys.path)
 
-from tml_cloudremoval import cloud_mask as cm  # noqa: E402
+from tml_cloudremoval.data import cloud_mask as cm  # noqa: E402
 
 
 def load_patches(root: Path) -> tuple[list[tuple[str, np.ndarray]], str]:

@@ -98,7 +98,7 @@ def make_scene(folder: Path, size: tuple[int, int], seed: int = 0) -> tuple[Path
 def build_model(args: argparse.Namespace):
     import keras
 
-    from tml_cloudremoval.model import build_dsen2cr
+    from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
     keras.utils.set_random_seed(0)
     return build_dsen2cr(features=args.features, blocks=args.blocks)
@@ -106,7 +106,7 @@ def build_model(args: argparse.Namespace):
 
 def child_scene(args: argparse.Namespace) -> dict:
     """Raw tile, scene, raw tile again, in one process: wall and CPU time of each."""
-    from tml_cloudremoval.tiling import predict_scene
+    from tml_cloudremoval.inference.tiling import predict_scene
 
     folder = Path(args.workdir)
     size = parse_size(args.size)

@@ -44,7 +44,7 @@ def original_sample(task: tuple[str, str, str, int, bool]) -> int:
     from rasterio.windows import Window
 
     from tml_cloudremoval.bands import select_tml_bands
-    from tml_cloudremoval.cloud_mask import cloud_shadow_mask, cloud_shadow_mask_reference
+    from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask, cloud_shadow_mask_reference
     from tml_cloudremoval.normalise import normalise_optical, normalise_sar
 
     s1_path, s2_path, cloudy_path, seed, fast_mask = task
@@ -100,7 +100,7 @@ def run_project(store, epochs: int, workers: int, batch_size: int) -> float:
     """Samples/s of the project's tf.data pipeline over ``epochs`` epochs."""
     import tensorflow as tf
 
-    from tml_cloudremoval.input_pipeline import train_dataset
+    from tml_cloudremoval.data.input_pipeline import train_dataset
 
     ds = train_dataset(store, batch_size=batch_size, crop_size=CROP, seed=0, last_epoch=epochs + 1)
     options = tf.data.Options()
@@ -121,7 +121,7 @@ def sample_root(args) -> tuple[Path, str]:
     if args.root:
         return Path(args.root), f"triplets under {args.root}"
     default = REPO / "data" / "01_raw" / "sen12mscr_sample"
-    from tml_cloudremoval.sample_data import make_sen12mscr_sample, sample_dataset_exists
+    from tml_cloudremoval.data.sample_data import make_sen12mscr_sample, sample_dataset_exists
 
     if sample_dataset_exists(default):
         return default, f"the synthetic sample dataset in {default.relative_to(REPO)}"
@@ -145,8 +145,8 @@ def main(argv: list[str]) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(args.workers)
     tf.config.threading.set_inter_op_parallelism_threads(args.workers)
 
-    from tml_cloudremoval.patch_store import PatchStore, write_patch_store
-    from tml_cloudremoval.sen12mscr import TripletSamples, build_triplet_table
+    from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
+    from tml_cloudremoval.data.sen12mscr import TripletSamples, build_triplet_table
 
     root, source = sample_root(args)
     rows = build_triplet_table(root)

@@ -6,7 +6,7 @@ Run from the project root:
     python benchmarks/bench_training.py --steps 2 --warmup 1 --features 32 --blocks 4
 
 Each training mode runs in its own subprocess (so each peak RSS is that mode's own) and trains
-the model exactly as ``tml_cloudremoval.training`` does (CloudRemovalTrainer, CARL, Nadam) on
+the model exactly as ``tml_cloudremoval.training.loop`` does (CloudRemovalTrainer, CARL, Nadam) on
 fixed in-memory batches; the first ``--warmup`` steps (tracing, XLA compilation) are not timed.
 The real tf.data input pipeline is timed separately (reading crops from a patch store, no model),
 to show whether it can keep up. Figures are printed, never asserted.
@@ -56,8 +56,8 @@ def worker_train(args) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from tml_cloudremoval.model import build_dsen2cr
-    from tml_cloudremoval.training import CloudRemovalTrainer
+    from tml_cloudremoval.models.dsen2cr import build_dsen2cr
+    from tml_cloudremoval.training.loop import CloudRemovalTrainer
 
     keras.utils.set_random_seed(0)
     b, c = args.batch, args.crop
@@ -120,9 +120,9 @@ def worker_matmul(args) -> dict:
 def worker_pipeline(args) -> dict:
     import numpy as np
 
-    from tml_cloudremoval.input_pipeline import train_dataset
-    from tml_cloudremoval.patch_store import PatchStore
-    from tml_cloudremoval.training import synthetic_patch_store
+    from tml_cloudremoval.data.input_pipeline import train_dataset
+    from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.loop import synthetic_patch_store
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.store:
@@ -148,8 +148,8 @@ def worker_pipeline(args) -> dict:
 
 def worker_run(args) -> dict:
     """``training.train`` itself: real input pipeline, checkpoint, full-patch validation."""
-    from tml_cloudremoval.patch_store import PatchStore
-    from tml_cloudremoval.training import synthetic_patch_store, train
+    from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.loop import synthetic_patch_store, train
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.store:

@@ -27,9 +27,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from tml_cloudremoval.bands import SAR_FACTOR
-from tml_cloudremoval.evaluation import evaluate_store
-from tml_cloudremoval.model import build_dsen2cr
-from tml_cloudremoval.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.evaluation.evaluate import evaluate_store
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
 PROJECT = Path(__file__).resolve().parents[1]
 NOTEBOOK = PROJECT / "notebooks" / "explore.ipynb"
@@ -43,7 +43,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\]8;[^\x1b]*\x1b\\\\")
 def write_store(path: Path) -> PatchStore:
     """Two test patches: real samples (one half-cloudy, one partly cloudy) or synthetic ones."""
     if any(SAMPLES.glob("*_s2_cloudy")):
-        from tml_cloudremoval.sen12mscr import TripletSamples, discover_triplets
+        from tml_cloudremoval.data.sen12mscr import TripletSamples, discover_triplets
 
         table = discover_triplets(SAMPLES)
         keep = table["patch"].isin(["p839", "p1302"])

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
-from tml_cloudremoval import sen12mscr as s
+from tml_cloudremoval.data import sen12mscr as s
+from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.datasets.patch_store_dataset import PatchStoreDataset
-from tml_cloudremoval.patch_store import PatchStore
 from tml_cloudremoval.raster import write_geotiff_atomic
 
 TYPE = "tml_cloudremoval.datasets.patch_store_dataset.PatchStoreDataset"

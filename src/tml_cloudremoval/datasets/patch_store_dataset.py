@@ -6,9 +6,9 @@ Catalog::
       type: tml_cloudremoval.datasets.patch_store_dataset.PatchStoreDataset
       filepath: data/05_model_input/train
 
-``load()`` opens the folder as a :class:`~tml_cloudremoval.patch_store.PatchStore` (read-only
+``load()`` opens the folder as a :class:`~tml_cloudremoval.data.patch_store.PatchStore` (read-only
 memory maps, nothing is read up front). ``save(samples)`` writes one atomically with
-:func:`~tml_cloudremoval.patch_store.write_patch_store`.
+:func:`~tml_cloudremoval.data.patch_store.write_patch_store`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset
 
-from tml_cloudremoval.patch_store import ARRAYS, PatchStore, write_patch_store
+from tml_cloudremoval.data.patch_store import ARRAYS, PatchStore, write_patch_store
 
 
 class PatchStoreDataset(AbstractDataset[Any, PatchStore]):
@@ -30,7 +30,7 @@ class PatchStoreDataset(AbstractDataset[Any, PatchStore]):
     ``index.csv``, ``meta.json``).
 
     ``save(data)`` takes either a sized iterable of sample dicts (keys ``s2_cloudy``, ``s2``,
-    ``s1``, ``mask``; e.g. :class:`~tml_cloudremoval.sen12mscr.TripletSamples`) with an ``index``
+    ``s1``, ``mask``; e.g. :class:`~tml_cloudremoval.data.sen12mscr.TripletSamples`) with an ``index``
     DataFrame (one row per sample) and a ``meta`` dict attribute, optionally ``height`` and
     ``width`` (else taken from the first sample), or a :class:`PatchStore` (copied).
     """

@@ -14,7 +14,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from tml_cloudremoval import sen12mscr as s
+from tml_cloudremoval.data import sen12mscr as s
 from tml_cloudremoval.pipelines.data_processing import create_pipeline
 from tml_cloudremoval.raster import write_geotiff_atomic
 

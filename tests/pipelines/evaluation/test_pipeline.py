@@ -16,7 +16,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from tml_cloudremoval.bands import SAR_FACTOR, TML_BAND_NAMES
-from tml_cloudremoval.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
 from tml_cloudremoval.pipelines.evaluation import create_pipeline
 
 PROJECT = Path(__file__).resolve().parents[3]

@@ -17,7 +17,7 @@ from kedro.runner import SequentialRunner
 from rasterio.crs import CRS
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
-from tml_cloudremoval.model import build_dsen2cr
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.pipelines.inference import create_pipeline
 from tml_cloudremoval.raster import write_geotiff_atomic
 

@@ -9,8 +9,8 @@ import rasterio
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from tml_cloudremoval.data.sample_data import sample_dataset_exists, sample_scene_exists
 from tml_cloudremoval.pipelines.sample_data import create_pipeline
-from tml_cloudremoval.sample_data import sample_dataset_exists, sample_scene_exists
 
 
 def _catalog(tmp_path: Path) -> DataCatalog:

@@ -11,7 +11,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from tml_cloudremoval.pipelines.training import create_pipeline
-from tml_cloudremoval.training import synthetic_patch_store
+from tml_cloudremoval.training.loop import synthetic_patch_store
 
 PROJECT = Path(__file__).resolve().parents[3]
 CATALOG_YML = PROJECT / "conf" / "base" / "catalog_training.yml"

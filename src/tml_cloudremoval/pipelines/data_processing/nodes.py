@@ -1,4 +1,4 @@
-"""Thin nodes of the data_processing pipeline; the work is in ``tml_cloudremoval.sen12mscr``.
+"""Thin nodes of the data_processing pipeline; the work is in ``tml_cloudremoval.data.sen12mscr``.
 
 Every node takes the ``data`` parameters (conf/base/parameters_data_processing.yml) and
 persisted catalog entries, so each can be run alone with ``kedro run --nodes NAME``.
@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from tml_cloudremoval import sen12mscr
-from tml_cloudremoval.sen12mscr import SPLITS, DataError, TripletSamples
+from tml_cloudremoval.data import sen12mscr
+from tml_cloudremoval.data.sen12mscr import SPLITS, DataError, TripletSamples
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Thin nodes: read parameters, call tml_cloudremoval.evaluation / plots, return catalog data."""
+"""Thin nodes: read parameters, call tml_cloudremoval.evaluation.evaluate / plots, return catalog data."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from tml_cloudremoval import evaluation, plots
-from tml_cloudremoval.patch_store import PatchStore
+from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.evaluation import evaluate as evaluation
+from tml_cloudremoval.evaluation import plots
 
 logger = logging.getLogger(__name__)
 

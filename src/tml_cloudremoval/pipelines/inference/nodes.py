@@ -1,4 +1,4 @@
-"""Thin nodes: read ``params:inference``, call tml_cloudremoval.scene / tiling / quicklook."""
+"""Thin nodes: read ``params:inference``, call tml_cloudremoval.inference.scene / tiling / quicklook."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tml_cloudremoval import quicklook, scene, tiling
+from tml_cloudremoval.inference import quicklook, scene, tiling
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Thin nodes of the sample_data pipeline: parameters in, files written, a summary out.
 
-The generation science lives in :mod:`tml_cloudremoval.sample_data`.
+The generation science lives in :mod:`tml_cloudremoval.data.sample_data`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tml_cloudremoval.sample_data import make_sen12mscr_sample, make_tml_scene
+from tml_cloudremoval.data.sample_data import make_sen12mscr_sample, make_tml_scene
 
 
 def make_sample_sen12mscr(seed: int, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Thin nodes of the training pipeline; the work is in ``tml_cloudremoval.training``."""
+"""Thin nodes of the training pipeline; the work is in ``tml_cloudremoval.training.loop``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
-from tml_cloudremoval.patch_store import PatchStore
-from tml_cloudremoval.training import train
+from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.training.loop import train
 
 
 def train_model(

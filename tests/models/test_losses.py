@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tml_cloudremoval.losses import carl_loss, carl_per_sample, l1_loss, l1_per_sample
+from tml_cloudremoval.models.losses import carl_loss, carl_per_sample, l1_loss, l1_per_sample
 
 # One sample, 1 x 2 pixels, 2 bands. Pixel 0 is cloudy (M = 1), pixel 1 clear.
 P = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], np.float32)

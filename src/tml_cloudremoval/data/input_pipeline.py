@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from tml_cloudremoval.bands import SAR_FACTOR
+from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.normalise import MAX_VAL_SAR, OPTICAL_CLIP_DN, OPTICAL_SCALE, SAR_CLIP_DB
-from tml_cloudremoval.patch_store import PatchStore
 
 FLIPS = ("none", "vertical", "horizontal")
 """Flip codes of ``epoch_plan``: 0 none, 1 vertical (rows reversed), 2 horizontal (columns)."""

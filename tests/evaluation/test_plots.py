@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
-from tml_cloudremoval.plots import (
+from tml_cloudremoval.evaluation.plots import (
     plot_band_errors,
     plot_examples,
     plot_training_curves,

@@ -20,8 +20,8 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 
 from tml_cloudremoval.bands import RGB_BAND_NAMES, TML_BAND_NAMES, band_indices
+from tml_cloudremoval.inference.scene import inspect_optical, nodata_mask, temporary_sibling
 from tml_cloudremoval.normalise import dn_to_reflectance
-from tml_cloudremoval.scene import inspect_optical, nodata_mask, temporary_sibling
 
 
 def read_rgb(path: str | os.PathLike, max_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:

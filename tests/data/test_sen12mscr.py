@@ -11,11 +11,11 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
-from tml_cloudremoval import sen12mscr as s
 from tml_cloudremoval.bands import select_tml_bands
-from tml_cloudremoval.cloud_mask import cloud_shadow_mask
+from tml_cloudremoval.data import sen12mscr as s
+from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
+from tml_cloudremoval.data.sen12mscr import DataError
 from tml_cloudremoval.raster import RasterError, write_geotiff_atomic
-from tml_cloudremoval.sen12mscr import DataError
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 UTM = CRS.from_epsg(32631)

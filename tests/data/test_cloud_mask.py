@@ -1,4 +1,4 @@
-"""Tests of the cloud / cloud-shadow detector (tml_cloudremoval.cloud_mask).
+"""Tests of the cloud / cloud-shadow detector (tml_cloudremoval.data.cloud_mask).
 
 The oracle is the literal transcription of the published DSen2-CR code kept in the module
 (``*_reference``); hand-made arrays check values known by hand; the fast separable filters are
@@ -17,8 +17,8 @@ import rasterio.errors
 import scipy.ndimage
 import scipy.signal
 
-from tml_cloudremoval import cloud_mask as cm
 from tml_cloudremoval.bands import S2_BAND_NAMES, band_indices
+from tml_cloudremoval.data import cloud_mask as cm
 
 B2, B8, B11 = band_indices(["B2", "B8", "B11"])
 

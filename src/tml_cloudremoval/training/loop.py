@@ -63,11 +63,11 @@ import pandas as pd
 import tensorflow as tf
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
-from tml_cloudremoval.input_pipeline import epoch_size, eval_dataset, train_dataset
-from tml_cloudremoval.losses import LOSSES, carl_per_sample, l1_per_sample
-from tml_cloudremoval.model import build_dsen2cr
+from tml_cloudremoval.data.input_pipeline import epoch_size, eval_dataset, train_dataset
+from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr
+from tml_cloudremoval.models.losses import LOSSES, carl_per_sample, l1_per_sample
 from tml_cloudremoval.normalise import OPTICAL_SCALE, REFLECTANCE_SCALE, normalise_optical
-from tml_cloudremoval.patch_store import PatchStore, write_patch_store
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class CloudRemovalTrainer(keras.Model):
     """Training wrapper: ``network`` plus CARL (or L1) with the cloudy input and mask as data.
 
     ``fit`` data is ``(x, y)`` with ``x = {"optical": I, "sar": S}`` and
-    ``y = {"target": T, "mask": M}`` (see ``tml_cloudremoval.input_pipeline``). The loss of a
+    ``y = {"target": T, "mask": M}`` (see ``tml_cloudremoval.data.input_pipeline``). The loss of a
     step is the batch mean of ``losses.carl_per_sample`` (or ``l1_per_sample``), divided by the
     number of replicas as Keras does for its own losses under ``tf.distribute`` (replica
     gradients are summed). Metrics, in reflectance: ``mae`` over all pixels and bands,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tml_cloudremoval.model import build_dsen2cr, receptive_field
-from tml_cloudremoval.tiling import (
+from tml_cloudremoval.inference.tiling import (
     TileInput,
     axis_weights,
     default_overlap,
@@ -16,6 +15,7 @@ from tml_cloudremoval.tiling import (
     run_tiled,
     tile_weights,
 )
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr, receptive_field
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tml_cloudremoval.model import (
+from tml_cloudremoval.models.dsen2cr import (
     build_dsen2cr,
     count_parameters,
     model_receptive_field,

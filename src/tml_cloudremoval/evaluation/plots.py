@@ -56,7 +56,7 @@ def _off(ax: Any) -> None:
 def plot_examples(examples: Sequence[Mapping[str, Any]]) -> Figure:
     """One row per patch: SAR VV, cloudy RGB, predicted RGB, target RGB, cloud/shadow mask.
 
-    ``examples`` as :func:`tml_cloudremoval.evaluation.example_data` returns them. The three RGB
+    ``examples`` as :func:`tml_cloudremoval.evaluation.evaluate.example_data` returns them. The three RGB
     images (bands RGB_BAND_NAMES) share one stretch, taken from the cloud-free target, so they
     compare directly (clouds saturate to white). SAR VV is shown in dB over its clip range.
     """

@@ -10,7 +10,7 @@ backscatter is tied to the same land cover and texture (water dark, urban bright
 carries gamma speckle, so SAR tells a model what lies under a cloud. The cloudy acquisition is the
 same ground with a small radiometric change, soft-edged thick clouds, thin cirrus (bright in
 B1, B2, B10 and the visible bands) and cloud shadows displaced from the clouds (darkest in NIR and
-SWIR), as the Meraner/Schmitt detector in ``tml_cloudremoval.cloud_mask`` expects them.
+SWIR), as the Meraner/Schmitt detector in ``tml_cloudremoval.data.cloud_mask`` expects them.
 
 Units: optical reflectance in [0, ~1] internally, written as uint16 DN = reflectance x 10000;
 SAR in dB (float32). Arrays are channels_last (H, W, C). No kedro import here.

@@ -12,9 +12,9 @@ import rasterio
 import yaml
 from scipy import ndimage
 
-from tml_cloudremoval import sample_data as sd
 from tml_cloudremoval.bands import S1_BAND_NAMES, S2_BAND_NAMES, TML_BAND_NAMES, band_indices
-from tml_cloudremoval.cloud_mask import cloud_mask, cloud_shadow_mask
+from tml_cloudremoval.data import sample_data as sd
+from tml_cloudremoval.data.cloud_mask import cloud_mask, cloud_shadow_mask
 
 SEASONS = ["ROIs1158_spring", "ROIs2017_winter"]
 TINY = {

@@ -2,7 +2,7 @@
 
 The model sees whole patches (e.g. 256 x 256 px, never a corner crop), a batch at a time, so memory
 depends on the batch size and not on the number of test patches. Metrics are computed on
-reflectance (see :mod:`tml_cloudremoval.metrics`) for the model and for the baseline "the cloudy
+reflectance (see :mod:`tml_cloudremoval.evaluation.metrics`) for the model and for the baseline "the cloudy
 input as the prediction", which any useful model must beat on cloud-covered pixels.
 """
 
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from tml_cloudremoval.bands import RGB_BAND_NAMES, S1_BAND_NAMES, TML_BAND_NAMES, band_indices
-from tml_cloudremoval.metrics import (
+from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.evaluation.metrics import (
     METRIC_NAMES,
     REGIONS,
     SSIM_BORDER,
@@ -27,7 +28,6 @@ from tml_cloudremoval.metrics import (
     to_reflectance,
 )
 from tml_cloudremoval.normalise import denormalise_optical, normalise_optical, normalise_sar
-from tml_cloudremoval.patch_store import PatchStore
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _spread(items: Sequence[int], k: int) -> list[int]:
 
 
 def example_data(model: Any, store: PatchStore, indices: Sequence[int]) -> list[dict[str, Any]]:
-    """What :func:`tml_cloudremoval.plots.plot_examples` shows, for the patches at ``indices``.
+    """What :func:`tml_cloudremoval.evaluation.plots.plot_examples` shows, for the patches at ``indices``.
 
     Each item: ``title`` (scene and patch), ``sar_vv_db`` (h, w) dB, ``cloudy_rgb``,
     ``predicted_rgb``, ``target_rgb`` (H, W, 3) reflectance (bands RGB_BAND_NAMES), ``mask``

@@ -15,18 +15,18 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from tml_cloudremoval.bands import S2_BAND_NAMES, TML_BAND_NAMES, tml_band_indices
-from tml_cloudremoval.model import build_dsen2cr
-from tml_cloudremoval.normalise import normalise_optical, normalise_sar
-from tml_cloudremoval.raster import write_geotiff_atomic
-from tml_cloudremoval.sar import fill_nan_with_channel_mean, sar_to_40m, warp_sar_to_grid
-from tml_cloudremoval.scene import (
+from tml_cloudremoval.inference.scene import (
     SceneWriter,
     band_names_from_descriptions,
     check_scenes,
     find_scene_pairs,
     inspect_optical,
 )
-from tml_cloudremoval.tiling import predict_scene
+from tml_cloudremoval.inference.tiling import predict_scene
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr
+from tml_cloudremoval.normalise import normalise_optical, normalise_sar
+from tml_cloudremoval.raster import write_geotiff_atomic
+from tml_cloudremoval.sar import fill_nan_with_channel_mean, sar_to_40m, warp_sar_to_grid
 
 UTM32 = CRS.from_epsg(32632)
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5200000.0)
@@ -330,7 +330,7 @@ def test_find_scene_pairs(tmp_path):
 def test_quicklook_png(model, scene, tmp_path):
     import matplotlib.image
 
-    from tml_cloudremoval.quicklook import write_quicklook
+    from tml_cloudremoval.inference.quicklook import write_quicklook
 
     predict_scene(model, scene["s2"], scene["s1"], scene["out"], tile_size=TILE, progress=False)
     png = write_quicklook(scene["s2"], scene["out"], tmp_path / "ql" / "q.png", max_size=50)
@@ -365,12 +365,12 @@ def test_real_georeferenced_samples(model, real_samples_root, tmp_path):
 
 
 def test_to_output_matches_normalise_and_keeps_nodata_distinct():
+    from tml_cloudremoval.inference.scene import to_output
     from tml_cloudremoval.normalise import (
         OPTICAL_CLIP_DN,
         denormalise_optical,
         optical_to_dn_uint16,
     )
-    from tml_cloudremoval.scene import to_output
 
     rng = np.random.default_rng(5)
     values = rng.uniform(-0.5, 5.5, (7, 9, 10)).astype(np.float32)
@@ -414,7 +414,7 @@ def test_writer_compression_option(tmp_path, compress, expected):
 
 
 def test_read_tile_matches_normalise_optical_and_pads(scene):
-    from tml_cloudremoval.scene import open_optical
+    from tml_cloudremoval.inference.scene import open_optical
 
     info = inspect_optical(scene["s2"])
     dn = make_optical()

@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 
 from tml_cloudremoval.bands import SAR_FACTOR, TML_BAND_NAMES
-from tml_cloudremoval.evaluation import (
+from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.evaluation.evaluate import (
     evaluate_store,
     example_data,
     headline,
     predict_dn,
     select_examples,
 )
-from tml_cloudremoval.model import build_dsen2cr
-from tml_cloudremoval.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
 SIZE = 32
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tml_cloudremoval.metrics import (
+from tml_cloudremoval.evaluation.metrics import (
     MetricAccumulator,
     figures,
     patch_sums,

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tml_cloudremoval.training as training_module
-from tml_cloudremoval.model import build_dsen2cr
-from tml_cloudremoval.training import (
+import tml_cloudremoval.training.loop as training_module
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr
+from tml_cloudremoval.training.loop import (
     CloudRemovalTrainer,
     ModelConfig,
     TrainingConfig,
@@ -157,8 +157,8 @@ RUN_SCRIPT = textwrap.dedent(
     import json, logging, sys, time
     import keras
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-    from tml_cloudremoval.patch_store import PatchStore
-    from tml_cloudremoval.training import train
+    from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.loop import train
 
     train_dir, val_dir, run_dir, pause = sys.argv[1:5]
 
@@ -240,8 +240,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
-    from tml_cloudremoval.patch_store import PatchStore
-    from tml_cloudremoval.training import train
+    from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.loop import train
 
     train_dir, val_dir, out = sys.argv[1:4]
     stores = PatchStore.open(train_dir), PatchStore.open(val_dir)
@@ -288,8 +288,8 @@ def test_mirrored_training_on_two_logical_cpus_matches_one_device(stores, tmp_pa
 WORKER_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from tml_cloudremoval.patch_store import PatchStore
-    from tml_cloudremoval.training import train
+    from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.loop import train
 
     train_dir, val_dir, run_dir = sys.argv[1:4]
     result = train(

@@ -42,7 +42,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, S2_BAND_NAMES, SAR_FACTOR, select_tml_bands
-from tml_cloudremoval.cloud_mask import cloud_shadow_mask
+from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
 from tml_cloudremoval.raster import RasterError, RasterHeader, read_header, read_raster
 from tml_cloudremoval.sar import SAR_METHODS, fill_nan_with_channel_mean, sar_to_40m
 

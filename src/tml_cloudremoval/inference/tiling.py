@@ -19,7 +19,7 @@ buffer. Finished rows are handed to a writer as soon as no later tile can touch 
 Arrays are channels_last. Model inputs are in model units (``tml_cloudremoval.normalise``):
 optical (h, w, 10) in [0, 5], SAR (h/4, w/4, 2) in [0, 2] on the 40 m grid aligned with the tile.
 The scene path (:func:`predict_scene`) reads GeoTIFFs window by window through
-``tml_cloudremoval.scene`` and writes the output GeoTIFF atomically.
+``tml_cloudremoval.inference.scene`` and writes the output GeoTIFF atomically.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def receptive_field_of(model: Any, sar_input: str = "sar", sar_factor: int = SAR
     output grid per side for each ``UpSampling2D`` (worst case over the alignment of a pixel
     within its block; a 40 m pixel feeds ``sar_factor`` x ``sar_factor`` outputs) and taking the
     widest branch at merges. The input named ``sar_input`` is on a grid ``sar_factor`` times
-    coarser. Element-wise layers add nothing. For :func:`tml_cloudremoval.model.build_dsen2cr`
+    coarser. Element-wise layers add nothing. For :func:`tml_cloudremoval.models.dsen2cr.build_dsen2cr`
     this equals ``model.receptive_field(blocks)``.
     """
     memo: dict[int, tuple[float, float]] = {}
@@ -629,7 +629,7 @@ def predict_scene(
     """Remove clouds from one scene: cloudy optical GeoTIFF + SAR GeoTIFF -> cloud-free GeoTIFF.
 
     Args:
-        model: Keras model with inputs "optical" (and "sar"), see ``tml_cloudremoval.model``.
+        model: Keras model with inputs "optical" (and "sar"), see ``tml_cloudremoval.models.dsen2cr``.
         s2_path: optical GeoTIFF at 10 m, the 10 TML bands or a 13-band L1C stack (bands picked
             by name from the band descriptions when they name bands, else by count), DN.
         s1_path: SAR GeoTIFF, VV and VH in dB, any resolution and CRS overlapping the scene; it

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tml_cloudremoval.input_pipeline import (
+from tml_cloudremoval.data.input_pipeline import (
     epoch_plan,
     epoch_size,
     eval_dataset,
@@ -16,8 +16,8 @@ from tml_cloudremoval.input_pipeline import (
     steps_per_epoch,
     train_dataset,
 )
+from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
 from tml_cloudremoval.normalise import OPTICAL_SCALE, normalise_optical, normalise_sar
-from tml_cloudremoval.patch_store import PatchStore, write_patch_store
 
 SIZE = 24
 CODES = SIZE * SIZE

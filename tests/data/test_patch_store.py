@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
-from tml_cloudremoval.patch_store import PatchStore, sample_shape, write_patch_store
+from tml_cloudremoval.data.patch_store import PatchStore, sample_shape, write_patch_store
 
 
 def _samples(n: int, h: int = 8, w: int = 12, offset: int = 0) -> list[dict[str, np.ndarray]]:

@@ -1,0 +1,129 @@
+"""Atomic writes: the one way this project puts a file or a folder in place.
+
+A product is written under a temporary sibling name (same folder, so the final rename never
+crosses a file system) and renamed onto its path only when complete. A reader never sees a
+half-written file; a run killed at any moment (``kill -9`` included) leaves the previous
+version untouched and at most a hidden ``.<name>.<pid>.<random>.tmp`` sibling behind.
+
+- :func:`atomic_file` yields the temporary path of one file (the caller's writer creates it).
+- :func:`atomic_folder` yields a temporary folder; the old folder is replaced as a whole.
+- :func:`write_text_atomic` and :func:`write_json_atomic` for small text files.
+- :func:`temporary_sibling` names the temporary path (one naming scheme for the project).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TMP_MARK = ".tmp"
+"""Every temporary sibling is ``.<name>.<pid>.<12 hex>.tmp<suffix>``."""
+
+
+def temporary_sibling(path: str | os.PathLike, suffix: str = "") -> Path:
+    """A unique, hidden name next to ``path`` (nothing is created).
+
+    ``suffix`` keeps an extension a writer insists on (Keras saves only to ``*.keras``). The
+    caller's writer creates the file with the usual permissions (``tempfile.mkstemp`` would make
+    it 0600 and ``os.replace`` would carry that over to the product).
+    """
+    path = Path(path)
+    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{TMP_MARK}{suffix}"
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """True for a name made by :func:`temporary_sibling` (a leftover of a killed run)."""
+    name = Path(path).name
+    return name.startswith(".") and TMP_MARK in name
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename) to disk where the OS allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Write ``path`` atomically: yield a temporary sibling, rename it onto ``path`` on success.
+
+    On any exception (``KeyboardInterrupt`` included) the temporary file is removed and
+    ``path`` keeps its old content. The parent folder is created when missing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path, suffix)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"{path}: the writer created no file at {tmp}")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Write the folder ``path`` atomically: yield an empty temporary sibling folder.
+
+    On success an existing ``path`` is moved aside, the new folder renamed into place and the
+    old one removed; on failure the temporary folder is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            old = temporary_sibling(path, ".old")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, flushed to disk. Returns the path."""
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and paths as plain JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON (numpy scalars and paths allowed) to ``path`` atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=indent, default=_json_default) + "\n")
