@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,9 @@ from matplotlib.figure import Figure
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 
+from tml_cloudremoval.atomic import atomic_file
 from tml_cloudremoval.bands import RGB_BAND_NAMES, TML_BAND_NAMES, band_indices
-from tml_cloudremoval.inference.scene import inspect_optical, nodata_mask, temporary_sibling
+from tml_cloudremoval.inference.reader import inspect_optical, nodata_mask
 from tml_cloudremoval.normalise import dn_to_reflectance
 
 
@@ -84,15 +86,41 @@ def write_quicklook(
     png_path: str | os.PathLike,
     max_size: int = 1024,
 ) -> Path:
-    """Write :func:`quicklook_figure` as a PNG, atomically (temporary file, then rename)."""
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
+    """Write :func:`quicklook_figure` as a PNG, atomically (``atomic.atomic_file``)."""
     fig = quicklook_figure(before_path, after_path, max_size)
-    name = temporary_sibling(png_path)
-    try:
-        fig.savefig(name, format="png")
-        os.replace(name, png_path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return png_path
+    with atomic_file(png_path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(png_path)
+
+
+class Quicklook:
+    """A before/after quicklook not yet drawn: :meth:`write` draws it into a PNG.
+
+    ``sources`` are the two GeoTIFFs it shows (the dataset refuses to write over them).
+    """
+
+    def __init__(
+        self, before_path: str | os.PathLike, after_path: str | os.PathLike, max_size: int
+    ) -> None:
+        self.before_path, self.after_path = Path(before_path), Path(after_path)
+        self.max_size = int(max_size)
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        return (self.before_path, self.after_path)
+
+    def write(self, path: str | os.PathLike) -> Path:
+        return write_quicklook(self.before_path, self.after_path, path, self.max_size)
+
+    def __repr__(self) -> str:
+        return f"Quicklook({self.before_path.name} -> {self.after_path.name})"
+
+
+def quicklooks_of(
+    befores: Mapping[str, str | os.PathLike],
+    afters: Mapping[str, str | os.PathLike],
+    max_size: int,
+) -> dict[str, Quicklook]:
+    """Lazy quicklooks {scene_id: Quicklook} of the scenes in ``afters`` (cloud-free products),
+    each beside its cloudy input in ``befores``."""
+    return {sid: Quicklook(befores[sid], after, max_size) for sid, after in afters.items()}

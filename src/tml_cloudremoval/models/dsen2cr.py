@@ -15,7 +15,8 @@ Output: (B, H, W, 10) cloud-free estimate, same units as ``"optical"``. H and W 
 of 4 and B any batch size: nothing is fixed at build time. The SAR is repeated onto the 10 m grid
 inside the model (``UpSampling2D``, nearest), so training and inference both feed the 40 m SAR the
 TML product carries. Only stock Keras layers are used, so a saved ``.keras`` file loads with
-``safe_mode=True`` and no ``custom_objects``.
+``safe_mode=True`` and no ``custom_objects``. Its receptive field (75 px for 16 blocks with SAR) is
+read off the graph by :func:`tml_cloudremoval.models.receptive_field.receptive_field`.
 """
 
 from __future__ import annotations
@@ -107,41 +108,3 @@ def count_parameters(
     block = 2 * (9 * features * features + features)
     tail = 9 * features * optical_bands + optical_bands
     return head + blocks * block + tail
-
-
-def receptive_field(
-    blocks: int = 16, include_sar: bool = True, sar_factor: int = SAR_FACTOR
-) -> int:
-    """Width in 10 m pixels of the input window that can influence one output pixel.
-
-    The network holds ``2 * blocks + 2`` 3x3 convolutions, each widening the window by 2 pixels:
-    ``4 * blocks + 5`` pixels on the optical path. On the SAR path every 40 m pixel that touches
-    that window contributes whole, and such a pixel can reach ``sar_factor - 1`` pixels further on
-    each side (worst case over the alignment of the output pixel within its 40 m block), so the
-    window grows by ``2 * (sar_factor - 1)``: 75 px for the default 16 blocks with SAR.
-
-    Tiled inference needs an overlap of at least ``receptive_field(blocks) // 2`` pixels on each
-    side of a tile (plus any margin for blending) so that kept pixels see the same context as in
-    an untiled run; tile offsets should be multiples of ``sar_factor``.
-    """
-    if blocks < 0:
-        raise ValueError(f"blocks must be >= 0, got {blocks}")
-    optical = 1 + 2 * (2 * blocks + 2)
-    return optical + (2 * (sar_factor - 1) if include_sar else 0)
-
-
-def model_receptive_field(model: keras.Model) -> int:
-    """``receptive_field`` read off a built or loaded DSen2-CR model (no parameters needed).
-
-    Sums ``kernel - 1`` over the model's stride-1 convolutions (a chain: each one widens the
-    window by that much) and adds ``2 * (factor - 1)`` for a nearest-neighbour SAR upsampling.
-    """
-    width = 1
-    for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
-            if tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1):
-                raise ValueError(f"layer {layer.name}: only stride-1, undilated convolutions")
-            width += int(layer.kernel_size[0]) - 1
-        elif isinstance(layer, layers.UpSampling2D):
-            width += 2 * (int(layer.size[0]) - 1)
-    return width

@@ -1,18 +1,19 @@
-"""Inference: trained model + cloudy TML scene(s) + SAR -> cloud-free GeoTIFF(s) + quicklooks."""
+"""Inference: trained model + cloudy TML scene(s) + SAR -> cloud-free GeoTIFF(s) + quicklooks.
+
+Lineage: params:inference -> inference_plan; dsen2cr_model + inference_plan -> cloudfree_scenes
+-> scene_quicklooks and inference_report. Every output is a catalog dataset
+(conf/base/catalog_inference.yml).
+"""
 
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import make_quicklooks, plan_inference, predict_scenes
+from .nodes import make_scene_quicklooks, plan_inference, predict_cloudfree_scenes, report_inference
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Named nodes; outputs are persisted JSON (conf/base/catalog_inference.yml).
-
-    The GeoTIFFs and PNGs themselves are written by the nodes (windowed, atomic) at the paths
-    in ``params:inference``; the JSON entries record them.
-    """
+    """Named nodes; every output persisted."""
     return Pipeline(
         [
             Node(
@@ -22,16 +23,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plan_inference",
             ),
             Node(
-                predict_scenes,
+                predict_cloudfree_scenes,
                 inputs=["dsen2cr_model", "inference_plan", "params:inference"],
-                outputs="inference_report",
-                name="predict_scenes",
+                outputs="cloudfree_scenes",
+                name="predict_cloudfree_scenes",
             ),
             Node(
-                make_quicklooks,
-                inputs=["inference_plan", "inference_report", "params:inference"],
-                outputs="inference_quicklooks",
-                name="make_inference_quicklooks",
+                make_scene_quicklooks,
+                inputs=["cloudfree_scenes", "inference_plan", "params:inference"],
+                outputs="scene_quicklooks",
+                name="make_scene_quicklooks",
+            ),
+            Node(
+                report_inference,
+                inputs=["cloudfree_scenes", "inference_plan"],
+                outputs="inference_report",
+                name="report_inference",
             ),
         ]
     )

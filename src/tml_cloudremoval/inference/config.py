@@ -1,0 +1,62 @@
+"""``InferenceConfig``: the validated ``params:inference`` (conf/base/parameters_inference.yml).
+
+Built by :func:`inference_config` in the first node of the inference pipeline, before any file
+is read: an unknown key (``inference.tilesize``), a wrong type or a value out of range
+(``inference.compress: bogus``, a tile size that is not a multiple of 4, ``batch_size < 1``) is
+one :class:`~tml_cloudremoval.config.ConfigError` naming ``inference.<key>``. The defaults here
+are the YAML defaults (a test proves they agree). Where the products go is the catalog's
+business (``cloudfree_scenes``, ``scene_quicklooks``), not a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tml_cloudremoval.config import bounds, from_params
+
+SECTION = "inference"
+
+OutputDtype = Literal["uint16", "float32"]
+Compression = Literal["deflate", "zstd", "lzw", "none"]
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Which scenes to clean, and how (tile sizes in px at 10 m).
+
+    One scene (``s2_path`` + ``s1_path``) unless ``scenes_dir`` is set: then every
+    ``<id><optical_suffix>.tif`` there with its ``<id><sar_suffix>.tif``.
+    """
+
+    s2_path: str = "data/01_raw/tml_scene/s2_cloudy.tif"
+    s1_path: str | None = "data/01_raw/tml_scene/s1.tif"
+    scenes_dir: str | None = None
+    optical_suffix: str = "s2_cloudy"
+    sar_suffix: str | None = "s1"
+    tile_size: int = field(default=1280, metadata=bounds(8, multiple_of=4))
+    overlap: int | None = field(default=None, metadata=bounds(0, multiple_of=4))
+    batch_size: int = field(default=1, metadata=bounds(1))
+    output_dtype: OutputDtype = "uint16"
+    sar_method: Literal["mean", "linear_power"] = "mean"
+    compress: Compression = "deflate"
+    gdal_cache_mb: int = field(default=64, metadata=bounds(1))
+    progress: bool = True
+    quicklook_max_size: int = field(default=1024, metadata=bounds(16))
+
+    def check(self) -> list[str]:
+        """Cross-field faults ("key: message")."""
+        faults = []
+        if self.overlap is not None and self.overlap >= self.tile_size:
+            faults.append(
+                f"overlap: must be smaller than tile_size {self.tile_size}, got {self.overlap}"
+            )
+        if not self.optical_suffix:
+            faults.append("optical_suffix: must not be empty")
+        return faults
+
+
+def inference_config(params: Mapping[str, Any] | None) -> InferenceConfig:
+    """``params:inference`` -> :class:`InferenceConfig`; raises ``ConfigError`` naming the key."""
+    return from_params(InferenceConfig, params, SECTION)
