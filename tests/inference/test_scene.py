@@ -13,6 +13,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
+from tml_cloudremoval.inference.tiling import predict_scene
 
 from tml_cloudremoval.bands import S2_BAND_NAMES, TML_BAND_NAMES, tml_band_indices
 from tml_cloudremoval.inference.scene import (
@@ -22,7 +23,6 @@ from tml_cloudremoval.inference.scene import (
     find_scene_pairs,
     inspect_optical,
 )
-from tml_cloudremoval.inference.tiling import predict_scene
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.normalise import normalise_optical, normalise_sar
 from tml_cloudremoval.raster import write_geotiff_atomic

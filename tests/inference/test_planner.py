@@ -1,29 +1,17 @@
-"""Tile plan, blending weights, receptive field, and tiled == whole-image prediction."""
+"""Tile plans: coverage on the 40 m grid, fewest computed pixels, weights, batches."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tml_cloudremoval.inference.tiling import (
-    TileInput,
+from tml_cloudremoval.inference.planner import (
     axis_weights,
-    default_overlap,
+    plan_batches,
     plan_tiles,
-    predict_array,
-    receptive_field_of,
-    run_tiled,
+    seam_free_overlap,
     tile_weights,
 )
-from tml_cloudremoval.models.dsen2cr import build_dsen2cr, receptive_field
-
-
-@pytest.fixture(scope="module")
-def model():
-    import keras
-
-    keras.utils.set_random_seed(1)
-    return build_dsen2cr(features=8, blocks=1)
 
 
 def _coverage(plan) -> np.ndarray:
@@ -147,86 +135,16 @@ def test_axis_weights_zero_in_margin_at_interior_edges_only():
     assert w[3] == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(("blocks", "sar"), [(0, True), (1, True), (3, True), (2, False)])
-def test_receptive_field_from_graph_matches_model(blocks, sar):
-    m = build_dsen2cr(features=4, blocks=blocks, include_sar=sar)
-    assert receptive_field_of(m) == receptive_field(blocks, include_sar=sar)
-    assert default_overlap(receptive_field_of(m)) % 4 == 0
+def test_seam_free_overlap_rounds_up_to_the_40m_grid():
+    assert [seam_free_overlap(rf) for rf in (1, 4, 15, 75, 76, 77)] == [4, 4, 16, 76, 76, 80]
 
 
-def test_receptive_field_bounds_impulse_response(model):
-    """An independent check: changing one input pixel changes no output beyond the radius."""
-    radius = receptive_field_of(model) // 2
-    rng = np.random.default_rng(0)
-    optical = rng.uniform(0, 5, (1, 64, 64, 10)).astype(np.float32)
-    sar = rng.uniform(0, 2, (1, 16, 16, 2)).astype(np.float32)
-    base = model.predict_on_batch({"optical": optical, "sar": sar})[0]
-    poked_o, poked_s = optical.copy(), sar.copy()
-    poked_o[0, 32, 32] += 3.0
-    poked_s[0, 8, 8] += 1.0  # the 40 m pixel over rows/cols 32..35
-    out = model.predict_on_batch({"optical": poked_o, "sar": poked_s})[0]
-    changed = np.argwhere(np.abs(out - base).max(axis=-1) > 0)
-    assert len(changed) > 0
-    assert changed.min() >= 32 - radius and changed.max() <= 35 + radius
-
-
-def test_blending_identity_predictor_reproduces_input_row_by_row():
-    """With a predictor that returns its input, blending must give the input back exactly."""
-    rng = np.random.default_rng(2)
-    image = rng.uniform(0, 5, (150, 70, 3)).astype(np.float32)
-    plan = plan_tiles(150, 70, 40, 16, 15)
-    padded = np.pad(image, ((0, 2), (0, 2), (0, 0)), mode="edge")
-    emitted = []
-
-    def read(t):
-        return TileInput(padded[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width], None)
-
-    def emit(y0, values, valid):
-        emitted.append((y0, values.copy()))
-        assert valid is None
-
-    stats = run_tiled(plan, read, lambda o, s: o, emit, bands=3, batch_size=3)
-    assert [y for y, _ in emitted] == list(plan.ys)  # one block of finished rows per tile row
-    out = np.concatenate([v for _, v in emitted])
-    np.testing.assert_allclose(out, image, rtol=1e-6)
-    assert stats.predicted == plan.n_tiles and stats.skipped == 0
-
-
-def test_tiles_without_data_are_skipped():
-    plan = plan_tiles(64, 64, 32, 16, 15)
-    calls = []
-
-    def read(t):
-        cols = np.arange(t.x0, t.x0 + t.width)
-        valid = np.broadcast_to(cols >= 32, (t.height, t.width))  # scene cols 0..31: no data
-        return TileInput(np.ones((t.height, t.width, 2), np.float32), None, valid)
-
-    def predict(o, s):
-        calls.append(len(o))
-        return o
-
-    rows = []
-    stats = run_tiled(plan, read, predict, lambda y, v, m: rows.append((v, m)), bands=2)
-    assert stats.skipped == plan.n_rows and stats.predicted == plan.n_tiles - plan.n_rows
-    values = np.concatenate([v for v, _ in rows])
-    valid = np.concatenate([m for _, m in rows])
-    assert not valid[:, :32].any() and valid[:, 32:].all()
-    np.testing.assert_allclose(values[valid], 1.0, rtol=1e-6)
-
-
-@pytest.mark.parametrize(("tile", "batch"), [(32, 1), (48, 3), (200, 1)])
-def test_tiled_equals_whole_image_prediction(model, tile, batch):
-    rng = np.random.default_rng(3)
-    height, width = 118, 90  # not multiples of 4: padded by edge replication
-    optical = rng.uniform(0, 5, (height, width, 10)).astype(np.float32)
-    sar = rng.uniform(0, 2, (30, 23, 2)).astype(np.float32)
-    padded = np.pad(optical, ((0, 2), (0, 2), (0, 0)), mode="edge")
-    whole = model.predict_on_batch({"optical": padded[None], "sar": sar[None]})[0]
-    tiled = predict_array(model, optical, sar, tile_size=tile, batch_size=batch)
-    assert tiled.shape == (height, width, 10)
-    np.testing.assert_allclose(tiled, whole[:height, :width], atol=2e-5, rtol=0)
-
-
-def test_predict_array_checks_sar_shape(model):
-    with pytest.raises(ValueError, match="SAR is"):
-        predict_array(model, np.zeros((40, 40, 10), np.float32), np.zeros((9, 10, 2), np.float32))
+def test_batches_hold_equal_shapes_within_one_tile_row():
+    plan = plan_tiles(100, 203, 64, 24, 15)  # columns of two widths
+    batches = plan_batches(plan, 3)
+    assert [t for _, tiles in batches for t in tiles] == list(plan.tiles())
+    for r, tiles in batches:
+        assert len(tiles) <= 3 and {t.row for t in tiles} == {r}
+        assert len({(t.height, t.width) for t in tiles}) == 1
+    with pytest.raises(ValueError, match="batch_size"):
+        plan_batches(plan, 0)
