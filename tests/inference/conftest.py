@@ -93,7 +93,7 @@ def read(path) -> tuple[np.ndarray, dict]:
 
 
 @pytest.fixture(scope="session")
-def helpers() -> SimpleNamespace:
+def h() -> SimpleNamespace:
     return SimpleNamespace(
         UTM32=UTM32,
         TRANSFORM=TRANSFORM,

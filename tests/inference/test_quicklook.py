@@ -1,0 +1,37 @@
+"""Quicklooks: before/after PNG, atomic, and the lazy product the pipeline hands the catalog."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tml_cloudremoval.inference.config import InferenceConfig
+from tml_cloudremoval.inference.quicklook import Quicklook, quicklooks_of, read_rgb, write_quicklook
+from tml_cloudremoval.inference.scene import predict_scene
+
+
+def test_quicklook_png(model, scene, tmp_path):
+    import matplotlib.image
+
+    predict_scene(
+        model, scene["s2"], scene["s1"], scene["out"], InferenceConfig(tile_size=48, progress=False)
+    )
+    png = write_quicklook(scene["s2"], scene["out"], tmp_path / "ql" / "q.png", max_size=50)
+    image = matplotlib.image.imread(png)
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
+    assert not list(png.parent.glob(".*tmp"))
+
+
+def test_read_rgb_is_decimated_reflectance(scene, h):
+    rgb, valid = read_rgb(scene["s2"], max_size=54)  # 92 x 108 px -> factor 2
+    assert rgb.shape == (46, 54, 3) and valid.shape == (46, 54)
+    dn = h.make_optical()[1::2, 1::2]  # GDAL nearest: the centre pixel of each 2 x 2 block
+    np.testing.assert_allclose(rgb, dn[..., [2, 1, 0]] / 10000.0, rtol=1e-6)  # B4 B3 B2
+    np.testing.assert_array_equal(valid, ~(dn == 0).any(axis=-1))
+
+
+def test_lazy_quicklook_writes_on_demand(scene, tmp_path):
+    looks = quicklooks_of({"a": scene["s2"]}, {"a": scene["s2"]}, 32)
+    look = looks["a"]
+    assert isinstance(look, Quicklook) and look.sources == (scene["s2"], scene["s2"])
+    assert not (tmp_path / "a.png").exists()
+    assert look.write(tmp_path / "a.png").stat().st_size > 1000
