@@ -17,15 +17,17 @@ from kedro.runner import SequentialRunner
 from rasterio.crs import CRS
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
+from tml_cloudremoval.config import ConfigError
+from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.pipelines.inference import create_pipeline
 from tml_cloudremoval.raster import write_geotiff_atomic
 
 PROJECT = Path(__file__).resolve().parents[3]
 CATALOG_YML = PROJECT / "conf" / "base" / "catalog_inference.yml"
-PARAMS_YML = PROJECT / "conf" / "base" / "parameters_inference.yml"
 TRANSFORM = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 4500000.0)
 CRS_UTM = CRS.from_epsg(32633)
+ENTRIES = {"inference_plan", "cloudfree_scenes", "scene_quicklooks", "inference_report"}
 
 
 def write_tif(path: Path, array: np.ndarray, transform: Affine, nodata=None) -> Path:
@@ -50,55 +52,61 @@ def model():
     return build_dsen2cr(features=8, blocks=1)
 
 
-def run(model, params: dict, out: Path) -> dict:
+def catalog_config(out: Path) -> dict:
     config = yaml.safe_load(CATALOG_YML.read_text())
-    assert set(config) == {"inference_plan", "inference_report", "inference_quicklooks"}
+    assert set(config) == ENTRIES
     for entry in config.values():
         entry["filepath"] = str(out / entry["filepath"])
-    catalog = DataCatalog.from_config(config)
+    return config
+
+
+def run(model, params: dict, out: Path, config: dict | None = None) -> DataCatalog:
+    catalog = DataCatalog.from_config(config or catalog_config(out))
     catalog["dsen2cr_model"] = MemoryDataset(model, copy_mode="assign")
     catalog["params:inference"] = MemoryDataset(params)
     SequentialRunner().run(create_pipeline(), catalog)
-    return {name: catalog.load(name) for name in config}
+    return catalog
 
 
-def base_params(tmp_path: Path) -> dict:
-    params = yaml.safe_load(PARAMS_YML.read_text())["inference"]
-    params.update(tile_size=48, progress=False, quicklook_max_size=64)
-    return params
+def base_params(**changes) -> dict:
+    return {"tile_size": 48, "progress": False, "quicklook_max_size": 64, **changes}
 
 
-def test_pipeline_nodes_are_named_and_outputs_persisted():
+def test_pipeline_nodes_are_named_and_lineage_reaches_the_products():
     pipe = create_pipeline()
-    assert {n.name for n in pipe.nodes} == {
+    assert [n.name for n in pipe.nodes] == [
         "plan_inference",
-        "predict_scenes",
-        "make_inference_quicklooks",
-    }
-    assert set(pipe.outputs()) <= set(yaml.safe_load(CATALOG_YML.read_text()))
+        "predict_cloudfree_scenes",
+        "make_scene_quicklooks",
+        "report_inference",
+    ]
+    assert set(pipe.outputs()) | {"inference_plan", "cloudfree_scenes"} == ENTRIES
     assert pipe.inputs() == {"dsen2cr_model", "params:inference"}
+    producer = next(n for n in pipe.nodes if "cloudfree_scenes" in n.outputs)
+    assert {"dsen2cr_model", "inference_plan"} <= set(producer.inputs)
+    users = {n.name for n in pipe.nodes if "cloudfree_scenes" in n.inputs}
+    assert users == {"make_scene_quicklooks", "report_inference"}
 
 
 def test_single_scene(model, tmp_path):
-    s2, s1 = make_pair(tmp_path, "s2_cloudy.tif", "s1.tif", seed=0)
-    params = base_params(tmp_path)
-    params.update(
-        s2_path=str(s2),
-        s1_path=str(s1),
-        output_path=str(tmp_path / "out" / "clean.tif"),
-        quicklook_path=str(tmp_path / "reporting" / "ql.png"),
-    )
-    results = run(model, params, tmp_path)
-    report = results["inference_report"]
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
+    catalog = run(model, base_params(s2_path=str(s2), s1_path=str(s1)), tmp_path)
+    report = catalog.load("inference_report")
     assert report["total"]["scenes"] == 1 and report["total"]["mpx_per_s"] > 0
-    assert report["scenes"][0]["output_path"] == params["output_path"]
-    with rasterio.open(params["output_path"]) as ds:
+    product = tmp_path / "data/07_model_output/cloudfree/tml_scene_cloudfree.tif"
+    assert report["scenes"][0]["scene_id"] == "tml_scene"
+    assert report["scenes"][0]["output_path"] == str(product)
+    assert report["scenes"][0]["s2_path"] == str(s2)
+    with rasterio.open(product) as ds:
         assert ds.crs == CRS_UTM and ds.transform == TRANSFORM and ds.shape == (64, 72)
         assert ds.descriptions == TML_BAND_NAMES and ds.nodata == 0 and ds.dtypes[0] == "uint16"
-        out = ds.read()
-    assert (out[:, :5] == 0).all() and (out[:, 5:] > 0).all()
-    assert results["inference_quicklooks"] == {"s2_cloudy": params["quicklook_path"]}
-    assert Path(params["quicklook_path"]).stat().st_size > 1000
+    scenes = catalog.load("cloudfree_scenes")
+    out = scenes["tml_scene"]()  # the catalog hands the user the (H, W, C) array
+    assert out.shape == (64, 72, 10) and (out[:5] == 0).all() and (out[5:] > 0).all()
+    quicklooks = catalog.load("scene_quicklooks")
+    assert list(quicklooks) == ["tml_scene"] and quicklooks["tml_scene"]().ndim == 3
     saved = json.loads((tmp_path / "data/07_model_output/inference_report.json").read_text())
     assert saved == report
 
@@ -108,23 +116,17 @@ def test_folder_of_scenes(model, tmp_path):
     scenes.mkdir()
     make_pair(scenes, "a_s2_cloudy.tif", "a_s1.tif", seed=1)
     make_pair(scenes, "b_s2_cloudy.tif", "b_s1.tif", seed=2)
-    params = base_params(tmp_path)
-    params.update(
-        scenes_dir=str(scenes),
-        output_dir=str(tmp_path / "out"),
-        quicklook_dir=str(tmp_path / "ql"),
-    )
-    results = run(model, params, tmp_path)
-    assert [s["name"] for s in results["inference_plan"]["scenes"]] == ["a_", "b_"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+    catalog = run(model, base_params(scenes_dir=str(scenes)), tmp_path)
+    assert [s["scene_id"] for s in catalog.load("inference_plan")["scenes"]] == ["a", "b"]
+    assert sorted(p.name for p in (tmp_path / "data/07_model_output/cloudfree").iterdir()) == [
         "a_cloudfree.tif",
         "b_cloudfree.tif",
     ]
-    assert sorted(p.name for p in (tmp_path / "ql").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "data/08_reporting/quicklooks").iterdir()) == [
         "a_quicklook.png",
         "b_quicklook.png",
     ]
-    assert results["inference_report"]["total"]["scenes"] == 2
+    assert catalog.load("inference_report")["total"]["scenes"] == 2
 
 
 def test_folder_with_a_bad_scene_predicts_nothing(model, tmp_path, monkeypatch):
@@ -132,9 +134,48 @@ def test_folder_with_a_bad_scene_predicts_nothing(model, tmp_path, monkeypatch):
     scenes.mkdir()
     make_pair(scenes, "a_s2_cloudy.tif", "a_s1.tif", seed=1)
     make_pair(scenes, "b_s2_cloudy.tif", "b_s1.tif", seed=2, x_shift=50000.0)  # SAR elsewhere
-    params = base_params(tmp_path)
-    params.update(scenes_dir=str(scenes), output_dir=str(tmp_path / "out"))
     monkeypatch.setattr(model, "predict_on_batch", lambda *a: pytest.fail("predicted"))
     with pytest.raises(ValueError, match=r"b_s1.tif: SAR footprint .* does not overlap"):
-        run(model, params, tmp_path)
-    assert not (tmp_path / "out").exists()
+        run(model, base_params(scenes_dir=str(scenes)), tmp_path)
+    assert not (tmp_path / "data/07_model_output/cloudfree").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [({"tilesize": 64}, "inference.tilesize"), ({"compress": "bogus"}, "inference.compress")],
+)
+def test_bad_parameters_stop_the_run_before_any_file_is_read(
+    model, tmp_path, monkeypatch, changes, key
+):
+    from tml_cloudremoval.inference import reader
+
+    monkeypatch.setattr(reader, "read_header", lambda *a: pytest.fail("a file was read"))
+    with pytest.raises(ConfigError, match=key):
+        run(model, base_params(s2_path=str(tmp_path / "none.tif"), **changes), tmp_path)
+
+
+def test_product_over_an_input_is_refused_before_prediction(model, tmp_path, monkeypatch):
+    """The catalog points the products at the inputs: refused, naming both, nothing predicted."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    s2, _ = make_pair(scenes, "a_s2_cloudy.tif", "a_s1.tif", seed=1)
+    before = s2.read_bytes()
+    config = catalog_config(tmp_path)
+    config["cloudfree_scenes"].update(
+        filepath=str(tmp_path / "x" / ".." / "scenes"), suffix="_s2_cloudy.tif"
+    )
+    monkeypatch.setattr(model, "predict_on_batch", lambda *a: pytest.fail("predicted"))
+    with pytest.raises(
+        Exception,
+        match=r"a_s2_cloudy.tif: product 'a' would overwrite the input file .*a_s2_cloudy.tif",
+    ):
+        run(model, base_params(scenes_dir=str(scenes)), tmp_path, config)
+    assert s2.read_bytes() == before
+
+
+def test_catalog_defaults_are_the_sample_scene():
+    """With the YAML defaults the run cleans the sample scene into the catalog's folder."""
+    config = yaml.safe_load(CATALOG_YML.read_text())
+    assert config["cloudfree_scenes"]["filepath"] == "data/07_model_output/cloudfree"
+    assert config["cloudfree_scenes"]["suffix"] == "_cloudfree.tif"
+    assert InferenceConfig().s2_path.endswith("tml_scene/s2_cloudy.tif")

@@ -1,0 +1,50 @@
+"""InferenceConfig: YAML defaults == code defaults; unknown keys and bad values name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from tml_cloudremoval.config import ConfigError, defaults_of
+from tml_cloudremoval.inference.config import InferenceConfig, inference_config
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def yaml_params() -> dict:
+    loader = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")
+    return dict(loader["parameters"]["inference"])
+
+
+def test_yaml_defaults_equal_code_defaults():
+    assert yaml_params() == defaults_of(InferenceConfig)
+    assert inference_config(yaml_params()) == InferenceConfig()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"tilesize": 64},
+            r"inference\.tilesize: unknown parameter \(did you mean inference\.tile_size\?\)",
+        ),
+        ({"compress": "bogus"}, r"inference\.compress: expected one of"),
+        ({"tile_size": 50}, r"inference\.tile_size: must be a multiple of 4"),
+        ({"batch_size": 0}, r"inference\.batch_size: must be >= 1"),
+        ({"output_dtype": "int8"}, r"inference\.output_dtype: expected one of"),
+        ({"overlap": 18}, r"inference\.overlap: must be a multiple of 4"),
+        ({"overlap": 64, "tile_size": 64}, r"inference\.overlap: must be smaller than tile_size"),
+        ({"progress": "yes"}, r"inference\.progress: expected bool"),
+    ],
+)
+def test_bad_parameters_name_the_key(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        inference_config({**yaml_params(), **changes})
+
+
+def test_all_faults_at_once():
+    with pytest.raises(ConfigError) as info:
+        inference_config({"tilesize": 64, "batch_size": 0})
+    assert "inference.tilesize" in str(info.value) and "inference.batch_size" in str(info.value)
