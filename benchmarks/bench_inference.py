@@ -9,8 +9,8 @@ Each scene size runs in its own subprocess (so peak RSS is that run's alone), wh
 - times the raw model, ``model.predict_on_batch`` on one in-memory tile of ``tile_size`` px
   (warmed up first; ``raw_repeats`` calls),
 - cleans a synthetic N x N scene (10 TML bands, uint16, nodata 0, UTM; SAR at 40 m) with
-  ``tiling.predict_scene`` (checks, SAR warp, windowed reads, tiles, blending, compressed GeoTIFF
-  written atomically): Mpx/s = N^2 / time of the whole call,
+  ``inference.scene.predict_scene`` (checks, SAR warp, windowed reads, tiles, blending,
+  compressed GeoTIFF written atomically): Mpx/s = N^2 / time of the whole call,
 - times the raw model again; raw = the mean of before and after, so both figures see the same
   machine load. Wall time and process CPU time are both reported: on a shared machine the CPU
   time ratio is the steadier one.
@@ -106,7 +106,8 @@ def build_model(args: argparse.Namespace):
 
 def child_scene(args: argparse.Namespace) -> dict:
     """Raw tile, scene, raw tile again, in one process: wall and CPU time of each."""
-    from tml_cloudremoval.inference.tiling import predict_scene
+    from tml_cloudremoval.inference.config import InferenceConfig
+    from tml_cloudremoval.inference.scene import predict_scene
 
     folder = Path(args.workdir)
     size = parse_size(args.size)
@@ -115,10 +116,10 @@ def child_scene(args: argparse.Namespace) -> dict:
     before = time_raw(model, args, warm_up=True)
     out = folder / f"out_{size[0]}x{size[1]}.tif"
     wall, cpu = time.perf_counter(), time.process_time()
-    report = predict_scene(
-        model, s2, s1, out, tile_size=args.tile_size, batch_size=args.batch_size,
-        progress=not args.quiet,
-    )  # fmt: skip
+    config = InferenceConfig(
+        tile_size=args.tile_size, batch_size=args.batch_size, progress=not args.quiet
+    )
+    report = predict_scene(model, s2, s1, out, config)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     rss = peak_rss_mb()
     out.unlink()
