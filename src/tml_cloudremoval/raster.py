@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +23,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
+
+from tml_cloudremoval.atomic import atomic_file
 
 __all__ = [
     "RasterError",
@@ -225,12 +226,6 @@ def read_raster(
     return image
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -296,22 +291,12 @@ def write_geotiff_atomic(
         profile["compress"] = compress
         profile["predictor"] = 3 if np.issubdtype(out_dtype, np.floating) else 2
     profile.update(creation_options or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(np.moveaxis(array.astype(out_dtype, copy=False), -1, 0))
-                if descriptions is not None:
-                    for i, text in enumerate(descriptions, start=1):
-                        if text is not None:
-                            dst.set_band_description(i, text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(np.moveaxis(array.astype(out_dtype, copy=False), -1, 0))
+            if descriptions is not None:
+                for i, text in enumerate(descriptions, start=1):
+                    if text is not None:
+                        dst.set_band_description(i, text)
     return path
