@@ -88,27 +88,36 @@ _SCALARS: dict[type, Any] = {
 }
 
 
+def _convert_literal(value: Any, tp: Any, key: str) -> Any:
+    args = typing.get_args(tp)
+    if value in args and type(value) in {type(a) for a in args}:
+        return value
+    raise TypeError(f"{key}: expected one of {list(args)}, got {value!r}")
+
+
+def _convert_plain(value: Any, tp: Any, key: str) -> Any:
+    """Scalars, dicts and nested config dataclasses."""
+    if tp is Any:
+        return value
+    if tp in _SCALARS and _SCALARS[tp](value):
+        return float(value) if tp is float else value
+    if (typing.get_origin(tp) is dict or tp is dict) and isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return from_params(tp, value, key)
+    raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     """``value`` as type ``tp``, or raise ``TypeError`` with a message naming ``key``."""
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
         return _convert_union(value, tp, key)
     if origin is Literal:
-        args = typing.get_args(tp)
-        if value in args and type(value) in {type(a) for a in args}:
-            return value
-        raise TypeError(f"{key}: expected one of {list(args)}, got {value!r}")
+        return _convert_literal(value, tp, key)
     if origin in (list, tuple):
         return _convert_sequence(value, tp, key)
-    if tp is Any:
-        return value
-    if tp in _SCALARS and _SCALARS[tp](value):
-        return float(value) if tp is float else value
-    if (origin is dict or tp is dict) and isinstance(value, Mapping):
-        return dict(value)
-    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
-        return from_params(tp, value, key)
-    raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return _convert_plain(value, tp, key)
 
 
 def _check_bounds(value: Any, meta: Mapping[str, Any], key: str) -> str | None:
