@@ -66,6 +66,17 @@ def test_folder_is_replaced_as_a_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["store"]
 
 
+def test_durable_folder_is_flushed_before_the_rename(tmp_path, monkeypatch):
+    import tml_cloudremoval.atomic as atomic
+
+    flushed = []
+    monkeypatch.setattr(atomic, "fsync_tree", lambda p: flushed.append(sorted(os.listdir(p))))
+    with atomic_folder(tmp_path / "ckpt", durable=True) as tmp:
+        (tmp / "w.h5").write_text("w")
+    assert flushed == [["w.h5"]]  # the new folder's content, while it was still temporary
+    assert (tmp_path / "ckpt" / "w.h5").read_text() == "w"
+
+
 def test_failed_folder_keeps_the_old_one(tmp_path):
     target = tmp_path / "store"
     target.mkdir()

@@ -44,7 +44,6 @@ import pandas as pd
 from tml_cloudremoval.atomic import (
     atomic_file,
     atomic_folder,
-    fsync_dir,
     is_temporary,
     write_json_atomic,
     write_text_atomic,
@@ -199,14 +198,10 @@ class RunFolder:
     ) -> Path:
         """``checkpoints/epoch_NNNN/`` for ``epoch`` (1-based), written as one atomic folder."""
         final = self.checkpoints / f"epoch_{epoch:04d}"
-        with atomic_folder(final) as tmp:
+        with atomic_folder(final, durable=True) as tmp:
             trainer.save_weights(tmp / TRAINER_WEIGHTS)
             product.save(tmp / CHECKPOINT_MODEL)
             (tmp / STATE_JSON).write_text(json.dumps(state, indent=2, default=str))
-            for f in tmp.iterdir():  # on disk before the rename makes the folder visible
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            fsync_dir(tmp)
         return final
 
     def prune(self, keep: int | None) -> None:
