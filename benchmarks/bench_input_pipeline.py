@@ -121,12 +121,13 @@ def sample_root(args) -> tuple[Path, str]:
     if args.root:
         return Path(args.root), f"triplets under {args.root}"
     default = REPO / "data" / "01_raw" / "sen12mscr_sample"
-    from tml_cloudremoval.data.sample_data import make_sen12mscr_sample, sample_dataset_exists
+    from tml_cloudremoval.data.synthetic.sample_folder import is_complete, write_sample_folder
+    from tml_cloudremoval.data.synthetic.sen12mscr_sample import SEN12MSCR_KIND, sen12mscr_sample
 
-    if sample_dataset_exists(default):
+    if is_complete(default, SEN12MSCR_KIND):
         return default, f"the synthetic sample dataset in {default.relative_to(REPO)}"
     tmp = Path(tempfile.mkdtemp(prefix="bench_input_"))
-    make_sen12mscr_sample(root=tmp / "sen12mscr", seed=42)
+    write_sample_folder(tmp / "sen12mscr", sen12mscr_sample(seed=42))
     return tmp / "sen12mscr", "a freshly generated synthetic sample dataset"
 
 
@@ -146,7 +147,8 @@ def main(argv: list[str]) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(args.workers)
 
     from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
-    from tml_cloudremoval.data.sen12mscr import TripletSamples, build_triplet_table
+    from tml_cloudremoval.data.discovery import build_triplet_table
+    from tml_cloudremoval.data.triplets import TripletSamples
 
     root, source = sample_root(args)
     rows = build_triplet_table(root)
