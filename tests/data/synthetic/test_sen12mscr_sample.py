@@ -114,6 +114,7 @@ def test_seeded_determinism(tiny_root: Path, tmp_path: Path) -> None:
 def test_skip_when_up_to_date_and_rewrite_when_settings_change(tmp_path: Path) -> None:
     root = tmp_path / "d"
     settings = {**TINY, "seasons": SEASONS[:1]}
+    fewer = {**settings, "patch_grid": [1, 1]}
     write_sample_folder(root, sen12mscr_sample(seed=1, **settings))
     s2 = root / _rel(SEASONS[0], 1, 2)[1]
     stamp = s2.stat().st_mtime_ns
@@ -121,14 +122,12 @@ def test_skip_when_up_to_date_and_rewrite_when_settings_change(tmp_path: Path) -
     assert again["skipped"] is True and again["n_triplets"] == 2
     assert s2.stat().st_mtime_ns == stamp
     # fewer patches: rewritten as a whole, the stale p2 files are gone (no orphan triplets)
-    smaller = write_sample_folder(
-        root, sen12mscr_sample(seed=1, **{**settings, "patch_grid": [1, 1]})
-    )
+    smaller = write_sample_folder(root, sen12mscr_sample(seed=1, **fewer))
     assert smaller["skipped"] is False and smaller["n_triplets"] == 1
     assert not s2.exists() and len(list(root.rglob("*.tif"))) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temporary left behind
     # overwrite forces a rewrite with the same settings
-    forced = sen12mscr_sample(seed=1, **{**settings, "patch_grid": [1, 1]}, overwrite=True)
+    forced = sen12mscr_sample(seed=1, **fewer, overwrite=True)
     assert write_sample_folder(root, forced)["skipped"] is False
 
 
