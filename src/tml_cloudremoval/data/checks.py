@@ -86,7 +86,9 @@ def _file_faults(modality: str, header: RasterHeader) -> list[str]:
         expected = " or ".join(EXPECTED_DTYPES[modality])
         faults.append(f"{label} file has dtype {header.dtype}, expected {expected}")
     if header.width % SAR_FACTOR or header.height % SAR_FACTOR:
-        faults.append(f"{_size_text(header.width, header.height)} is not a multiple of {SAR_FACTOR}")
+        faults.append(
+            f"{_size_text(header.width, header.height)} is not a multiple of {SAR_FACTOR}"
+        )
     return faults
 
 

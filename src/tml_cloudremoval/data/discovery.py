@@ -229,7 +229,9 @@ def triplets_from_file_list(file_list: str | Path, root: str | Path) -> pd.DataF
             bad.append(str(exc))
             continue
         folders = dict(zip(MODALITIES, (s1_folder, s2_folder, cloudy_folder), strict=True))
-        rows.append(_row(scene_id, patch, {m: root / f / filename for m, f in folders.items()}, split))
+        rows.append(
+            _row(scene_id, patch, {m: root / f / filename for m, f in folders.items()}, split)
+        )
     if bad:
         raise DataError(
             f"{file_list}: {len(bad)} file name(s) not understood:\n  " + "\n  ".join(bad)

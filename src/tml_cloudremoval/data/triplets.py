@@ -179,7 +179,9 @@ class TripletSamples(Sequence):
         pending: deque[Future] = deque()
         try:
             for row in self._rows():
-                pending.append(pool.submit(_prepare_row, row, self.cloud_threshold, self.sar_method))
+                pending.append(
+                    pool.submit(_prepare_row, row, self.cloud_threshold, self.sar_method)
+                )
                 if len(pending) >= 4 * workers:
                     yield pending.popleft().result()
             while pending:
@@ -195,7 +197,9 @@ class TripletSamples(Sequence):
         else:
             samples = self._in_workers(workers)
         try:
-            with tqdm(total=n, desc=self.description, unit="patch", disable=not self.progress) as bar:
+            with tqdm(
+                total=n, desc=self.description, unit="patch", disable=not self.progress
+            ) as bar:
                 for sample in samples:
                     yield sample
                     bar.update()

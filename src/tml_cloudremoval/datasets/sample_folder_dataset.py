@@ -92,7 +92,8 @@ class Sen12mscrSampleDataset(SampleFolderDataset):
 
 
 class TmlSceneSampleDataset(SampleFolderDataset):
-    """The sample TML scene; ``load()`` -> ``{"s2_cloudy": Path, "s1": Path[, "s2_clear": Path]}``."""
+    """The sample TML scene; ``load()`` -> ``{"s2_cloudy": Path, "s1": Path}`` plus
+    ``"s2_clear"`` where the scene has its cloud-free reference."""
 
     kind = TML_SCENE_KIND
 

@@ -129,4 +129,3 @@ def shadow_offset(
     """(rows, cols) px a shadow lies from its cloud: distance U(lo, hi) along the sun azimuth."""
     distance = rng.uniform(lo, hi)
     return (round(distance * math.sin(azimuth_rad)), round(distance * math.cos(azimuth_rad)))
-

@@ -163,4 +163,3 @@ def reflectance_to_dn(reflectance: np.ndarray) -> np.ndarray:
     np.clip(dn, np.float32(1.0), np.float32(np.iinfo(np.uint16).max), out=dn)
     dn += np.float32(0.5)  # round half up on the way to integers
     return dn.astype(np.uint16)
-

@@ -157,5 +157,7 @@ def write_sample_folder(root: str | os.PathLike[str], product: SampleProduct) ->
         }  # fmt: skip
         write_json_atomic(folder / MANIFEST_NAME, manifest, indent=1)
     seconds = time.perf_counter() - t0
-    logger.info("Wrote the %s sample (%d files) to %s in %.1f s", product.kind, len(files), root, seconds)
+    logger.info(
+        "Wrote the %s sample (%d files) to %s in %.1f s", product.kind, len(files), root, seconds
+    )
     return _summary(root, manifest, False, seconds)

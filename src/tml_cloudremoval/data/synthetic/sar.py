@@ -53,4 +53,3 @@ def add_nan_pixels(rng: np.random.Generator, sar_db: np.ndarray, fraction: float
     flat = rng.choice(h * w, size=min(n, h * w), replace=False)
     sar_db[np.unravel_index(flat, (h, w))] = np.nan
     return sar_db
-

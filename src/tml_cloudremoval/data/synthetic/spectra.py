@@ -134,4 +134,3 @@ def season_of(season_folder: str) -> str:
             f"season folder {season_folder!r} does not end in one of {sorted(SEASON_VIGOUR)}"
         )
     return season
-

@@ -160,7 +160,9 @@ class TmlSceneSample:
         n_s1 = self._s1_cells()
         rng = np.random.default_rng([int(self.seed), _SCENE_STREAM])
         extended = (n_s1[0] * SAR_FACTOR, n_s1[1] * SAR_FACTOR)  # 10 m grid under the S1 grid
-        ground = synthesize_ground(rng, extended, cfg.season, cfg.land_cover_scale_px, TML_BAND_NAMES)
+        ground = synthesize_ground(
+            rng, extended, cfg.season, cfg.land_cover_scale_px, TML_BAND_NAMES
+        )
         crs = CRS.from_epsg(32632)
         res = float(OPTICAL_RESOLUTION_M)
         x0 = 399_960.0 + res * int(rng.integers(0, 5_000))
