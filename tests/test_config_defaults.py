@@ -20,6 +20,8 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 # (parameter section, "module:Class") of every validated config object.
 CONFIGS = [
+    ("sample_data", "tml_cloudremoval.data.config:SampleDataConfig"),
+    ("data", "tml_cloudremoval.data.config:DataConfig"),
     ("model", "tml_cloudremoval.training.config:ModelConfig"),
     ("training", "tml_cloudremoval.training.config:TrainingConfig"),
     ("evaluation", "tml_cloudremoval.evaluation.config:EvaluationConfig"),
