@@ -121,13 +121,69 @@ def sample_root(args) -> tuple[Path, str]:
     if args.root:
         return Path(args.root), f"triplets under {args.root}"
     default = REPO / "data" / "01_raw" / "sen12mscr_sample"
-    from tml_cloudremoval.data.sample_data import make_sen12mscr_sample, sample_dataset_exists
+    from tml_cloudremoval.data.synthetic.sample_folder import is_complete, write_sample_folder
+    from tml_cloudremoval.data.synthetic.sen12mscr_sample import SEN12MSCR_KIND, sen12mscr_sample
 
-    if sample_dataset_exists(default):
+    if is_complete(default, SEN12MSCR_KIND):
         return default, f"the synthetic sample dataset in {default.relative_to(REPO)}"
     tmp = Path(tempfile.mkdtemp(prefix="bench_input_"))
-    make_sen12mscr_sample(root=tmp / "sen12mscr", seed=42)
+    write_sample_folder(tmp / "sen12mscr", sen12mscr_sample(seed=42))
     return tmp / "sen12mscr", "a freshly generated synthetic sample dataset"
+
+
+def build_stores(rows: pd.DataFrame, workers: int, folder: Path) -> dict[str, float]:
+    """Seconds of the one-off store build: one process ("one") vs ``workers`` processes
+    ("many") over the triplets listed four times (so that process start-up weighs as little as
+    in a real build); the last build ("store", the triplets once) is what the project reads."""
+    from tml_cloudremoval.data.patch_store import write_patch_store
+    from tml_cloudremoval.data.triplets import TripletSamples
+
+    build_s = {}
+    repeated = pd.concat([rows] * BUILD_REPEATS, ignore_index=True)
+    for n_workers, table_, name in (
+        (1, repeated, "one"),
+        (workers, repeated, "many"),
+        (1, rows, "store"),
+    ):
+        samples = TripletSamples(table_, progress=False, workers=n_workers, min_per_worker=1)
+        start = time.perf_counter()
+        write_patch_store(
+            folder / name,
+            samples,
+            len(samples),
+            samples.height,
+            samples.width,
+            samples.index,
+            samples.meta,
+        )
+        build_s[name] = time.perf_counter() - start
+    return build_s
+
+
+def print_results(
+    speeds: dict[str, float], build_s: dict[str, float], n_rows: int, workers: int
+) -> None:
+    """The samples/s table and the store-build line."""
+    original, original_fast, project = speeds["original"], speeds["fast"], speeds["project"]
+    rows = [
+        ["original per-sample path (plain mask)", f"{original:.1f}", "1.00"],
+        [
+            "original path + project fast mask",
+            f"{original_fast:.1f}",
+            f"{original_fast / original:.2f}",
+        ],
+        ["project: tf.data over the patch store", f"{project:.1f}", f"{project / original:.2f}"],
+    ]
+    print(table(rows, ["path", "samples/s", "x original"]))
+    n_build = n_rows * BUILD_REPEATS
+    one, many = build_s["one"], build_s["many"]
+    print(
+        f"\npatch store build (one-off, {n_build} triplets): one process {one:.1f} s = "
+        f"{one / n_build * 1e3:.1f} ms per triplet, i.e. {one / n_build * original:.2f} epochs "
+        f"of the original path's time; {workers} worker processes (data.workers) "
+        f"{many:.1f} s = {many / n_build * 1e3:.1f} ms per triplet ({one / many:.2f} x, "
+        "process start-up included)"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -145,8 +201,8 @@ def main(argv: list[str]) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(args.workers)
     tf.config.threading.set_inter_op_parallelism_threads(args.workers)
 
-    from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
-    from tml_cloudremoval.data.sen12mscr import TripletSamples, build_triplet_table
+    from tml_cloudremoval.data.discovery import build_triplet_table
+    from tml_cloudremoval.data.patch_store import PatchStore
 
     root, source = sample_root(args)
     rows = build_triplet_table(root)
@@ -154,61 +210,17 @@ def main(argv: list[str]) -> int:
     print(f"machine: {machine_line()}; {args.workers} worker(s) on each side\n")
 
     with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
-        build_s = {}
-        # the one-off store build, one process vs N worker processes, over the triplets listed
-        # four times (so that process start-up weighs as little as in a real build); the last
-        # build (the triplets once) is the store the project side reads
-        repeated = pd.concat([rows] * BUILD_REPEATS, ignore_index=True)
-        for workers, table_, name in (
-            (1, repeated, "one"),
-            (args.workers, repeated, "many"),
-            (1, rows, "store"),
-        ):
-            samples = TripletSamples(table_, progress=False, workers=workers, min_per_worker=1)
-            start = time.perf_counter()
-            write_patch_store(
-                Path(tmp) / name,
-                samples,
-                len(samples),
-                samples.height,
-                samples.width,
-                samples.index,
-                samples.meta,
-            )
-            build_s[name] = time.perf_counter() - start
+        build_s = build_stores(rows, args.workers, Path(tmp))
         store = PatchStore.open(Path(tmp) / "store")
         project = run_project(store, epochs, args.workers, args.batch_size)
         del store
 
-    original = run_original(rows, epochs, args.workers, fast_mask=False)
-    original_fast = run_original(rows, epochs, args.workers, fast_mask=True)
-    print(
-        table(
-            [
-                ["original per-sample path (plain mask)", f"{original:.1f}", "1.00"],
-                [
-                    "original path + project fast mask",
-                    f"{original_fast:.1f}",
-                    f"{original_fast / original:.2f}",
-                ],
-                [
-                    "project: tf.data over the patch store",
-                    f"{project:.1f}",
-                    f"{project / original:.2f}",
-                ],
-            ],
-            ["path", "samples/s", "x original"],
-        )
-    )
-    n_build = len(rows) * BUILD_REPEATS
-    one, many = build_s["one"], build_s["many"]
-    print(
-        f"\npatch store build (one-off, {n_build} triplets): one process {one:.1f} s = "
-        f"{one / n_build * 1e3:.1f} ms per triplet, i.e. {one / n_build * original:.2f} epochs "
-        f"of the original path's time; {args.workers} worker processes (data.workers) "
-        f"{many:.1f} s = {many / n_build * 1e3:.1f} ms per triplet ({one / many:.2f} x, "
-        "process start-up included)"
-    )
+    speeds = {
+        "original": run_original(rows, epochs, args.workers, fast_mask=False),
+        "fast": run_original(rows, epochs, args.workers, fast_mask=True),
+        "project": project,
+    }
+    print_results(speeds, build_s, len(rows), args.workers)
     return 0
 
 

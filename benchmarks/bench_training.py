@@ -32,6 +32,10 @@ from pathlib import Path
 
 from common import machine_line
 
+# The synthetic patch store is test data, kept out of the package: it lives in
+# tests/support/synthetic_stores.py, shared by the tests and this benchmark.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+
 
 def forward_flops_per_pixel(features: int, blocks: int, optical: int = 10, sar: int = 2) -> int:
     """Multiply-adds x 2 of the convolutions for one 10 m output pixel."""
@@ -57,7 +61,7 @@ def worker_train(args) -> dict:
     import tensorflow as tf
 
     from tml_cloudremoval.models.dsen2cr import build_dsen2cr
-    from tml_cloudremoval.training.loop import CloudRemovalTrainer
+    from tml_cloudremoval.training.trainer import CloudRemovalTrainer
 
     keras.utils.set_random_seed(0)
     b, c = args.batch, args.crop
@@ -119,10 +123,10 @@ def worker_matmul(args) -> dict:
 
 def worker_pipeline(args) -> dict:
     import numpy as np
+    from support.synthetic_stores import synthetic_patch_store
 
     from tml_cloudremoval.data.input_pipeline import train_dataset
     from tml_cloudremoval.data.patch_store import PatchStore
-    from tml_cloudremoval.training.loop import synthetic_patch_store
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.store:
@@ -147,9 +151,13 @@ def worker_pipeline(args) -> dict:
 
 
 def worker_run(args) -> dict:
-    """``training.train`` itself: real input pipeline, checkpoint, full-patch validation."""
+    """``training.loop.train`` itself: real input pipeline, checkpoint, full-patch validation."""
+    from support.synthetic_stores import synthetic_patch_store
+
     from tml_cloudremoval.data.patch_store import PatchStore
-    from tml_cloudremoval.training.loop import synthetic_patch_store, train
+    from tml_cloudremoval.training.config import load_configs
+    from tml_cloudremoval.training.loop import train
+    from tml_cloudremoval.training.run_folder import RunFolder
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.store:
@@ -157,10 +165,7 @@ def worker_run(args) -> dict:
         else:
             train_store = synthetic_patch_store(Path(tmp) / "train", n=48, size=256, seed=0)
         val_store = synthetic_patch_store(Path(tmp) / "val", n=args.batch, size=256, seed=1)
-        start = time.perf_counter()
-        result = train(
-            train_store,
-            val_store,
+        model_cfg, cfg = load_configs(
             {"features": args.features, "blocks": args.blocks},
             {
                 "epochs": 1,
@@ -168,11 +173,12 @@ def worker_run(args) -> dict:
                 "crop_size": args.crop,
                 "steps_per_epoch": args.warmup + args.steps,
                 "val_batch_size": args.val_batch,
-                "run_dir": str(Path(tmp) / "run"),
                 "verbose": 0,
                 "tensorboard": False,
             },
         )
+        start = time.perf_counter()
+        result = train(train_store, val_store, model_cfg, cfg, RunFolder(Path(tmp) / "run"))
         epoch = result.summary["history"][0]
         return {
             "mode": "train()",
@@ -224,39 +230,8 @@ def run_worker(mode: str, args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--features", type=int, default=64)
-    parser.add_argument("--blocks", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per mode")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode")
-    parser.add_argument("--store", default=None, help="patch store for the input pipeline")
-    parser.add_argument(
-        "--val-batch", type=int, default=None, help="validation batch of the run mode"
-    )
-    parser.add_argument(
-        "--modes",
-        default="matmul,pipeline,plain,xla,run",
-        help="comma-separated subset of matmul, pipeline, plain, xla, run",
-    )
-    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    parser.add_argument("--json", default=None, help="also write the figures to this file")
-    parser.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed step per mode")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.warmup = 1, 1
-
-    if args.worker:
-        print(json.dumps(WORKERS[args.worker](args)))
-        return 0
-
-    import tensorflow  # noqa: F401  (imported here so that machine_line lists the GPUs)
-
-    machine = f"{platform.node()}: {machine_line()}"
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    results = {mode: run_worker(mode, args) for mode in modes}
+def print_report(machine: str, results: dict, args) -> None:
+    """The figures of every mode, side by side."""
     print(f"machine: {machine}")
     print(
         f"model: features {args.features}, blocks {args.blocks}; batch {args.batch}, "
@@ -292,10 +267,46 @@ def main(argv: list[str] | None = None) -> int:
     if "run" in results:
         r = results["run"]
         print(
-            f"training.train() ({r['steps']} steps + checkpoint + validation on "
+            f"training.loop.train() ({r['steps']} steps + checkpoint + validation on "
             f"{r['val_patches']} full 256x256 patches): {r['seconds']:.1f} s, "
             f"peak RSS {r['peak_rss_gb']:.2f} GB"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--features", type=int, default=64)
+    parser.add_argument("--blocks", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per mode")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode")
+    parser.add_argument("--store", default=None, help="patch store for the input pipeline")
+    parser.add_argument(
+        "--val-batch", type=int, default=None, help="validation batch of the run mode"
+    )
+    parser.add_argument(
+        "--modes",
+        default="matmul,pipeline,plain,xla,run",
+        help="comma-separated subset of matmul, pipeline, plain, xla, run",
+    )
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed step per mode")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.warmup = 1, 1
+
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return 0
+
+    import tensorflow  # noqa: F401  (imported here so that machine_line lists the GPUs)
+
+    machine = f"{platform.node()}: {machine_line()}"
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    results = {mode: run_worker(mode, args) for mode in modes}
+    print_report(machine, results, args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"machine": machine, **results}, indent=2))

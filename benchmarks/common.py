@@ -35,7 +35,7 @@ def machine_line() -> str:
     """
     import numpy as np
 
-    from tml_cloudremoval.data.sen12mscr import usable_cores
+    from tml_cloudremoval.data.triplets import usable_cores
 
     parts = [cpu_model(), f"{usable_cores()} cores"]
     try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.append(str(Path(__file__).resolve().parent))  # tests can import support.<module>
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLES = PROJECT_ROOT.parent / "shared" / "data" / "sen12mscr_samples"

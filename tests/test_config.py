@@ -1,4 +1,4 @@
-"""The strict config loader: unknown keys with the closest name, types, ranges, cross-field rules."""
+"""The strict config loader: unknown keys (closest name), types, ranges, cross-field rules."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def test_defaults_and_conversion():
 
 
 def test_unknown_key_names_the_closest_valid_one():
-    with pytest.raises(ConfigError, match=r"ex\.sise: unknown parameter \(did you mean ex\.size\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"ex\.sise: unknown parameter \(did you mean ex\.size\?\)"
+    ):
         from_params(Example, {"sise": 8}, "ex")
 
 

@@ -43,7 +43,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\]8;[^\x1b]*\x1b\\\\")
 def write_store(path: Path) -> PatchStore:
     """Two test patches: real samples (one half-cloudy, one partly cloudy) or synthetic ones."""
     if any(SAMPLES.glob("*_s2_cloudy")):
-        from tml_cloudremoval.data.sen12mscr import TripletSamples, discover_triplets
+        from tml_cloudremoval.data.discovery import discover_triplets
+        from tml_cloudremoval.data.triplets import TripletSamples
 
         table = discover_triplets(SAMPLES)
         keep = table["patch"].isin(["p839", "p1302"])

@@ -78,12 +78,23 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fsync_dir(path.parent)
 
 
+def fsync_tree(path: str | os.PathLike) -> None:
+    """Flush every file below ``path``, then the folders, to disk."""
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(root)
+
+
 @contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
     """Write the folder ``path`` atomically: yield an empty temporary sibling folder.
 
     On success an existing ``path`` is moved aside, the new folder renamed into place and the
     old one removed; on failure the temporary folder is removed and ``path`` is untouched.
+    ``durable``: flush the new folder's files to disk before the rename (a power cut then never
+    shows a folder whose files are still only in the page cache; costs a sync of its size).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +102,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        if durable:
+            fsync_tree(tmp)
         if path.exists():
             old = temporary_sibling(path, ".old")
             path.rename(old)

@@ -52,58 +52,72 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _convert_union(value: Any, tp: Any, key: str) -> Any:
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for option in (a for a in args if a is not type(None)):
+        try:
+            return _convert(value, option, key)
+        except (TypeError, ConfigError):
+            continue
+    raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _convert_sequence(value: Any, tp: Any, key: str) -> list | tuple:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{key}: expected a list, got {value!r} ({type(value).__name__})")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise TypeError(f"{key}: expected {len(args)} values, got {value!r}")
+        kinds = list(args)
+    else:
+        kinds = [args[0] if args else Any] * len(value)
+    items = [
+        _convert(v, k, f"{key}[{i}]") for i, (v, k) in enumerate(zip(value, kinds, strict=True))
+    ]
+    return tuple(items) if origin is tuple else items
+
+
+_SCALARS: dict[type, Any] = {
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+}
+
+
+def _convert_literal(value: Any, tp: Any, key: str) -> Any:
+    args = typing.get_args(tp)
+    if value in args and type(value) in {type(a) for a in args}:
+        return value
+    raise TypeError(f"{key}: expected one of {list(args)}, got {value!r}")
+
+
+def _convert_plain(value: Any, tp: Any, key: str) -> Any:
+    """Scalars, dicts and nested config dataclasses."""
+    if tp is Any:
+        return value
+    if tp in _SCALARS and _SCALARS[tp](value):
+        return float(value) if tp is float else value
+    if (typing.get_origin(tp) is dict or tp is dict) and isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return from_params(tp, value, key)
+    raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     """``value`` as type ``tp``, or raise ``TypeError`` with a message naming ``key``."""
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _convert(value, option, key)
-            except (TypeError, ConfigError) as exc:
-                errors.append(str(exc))
-        raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return _convert_union(value, tp, key)
     if origin is Literal:
-        if value in args and type(value) in {type(a) for a in args}:
-            return value
-        raise TypeError(f"{key}: expected one of {list(args)}, got {value!r}")
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif origin in (list, tuple):
-        if isinstance(value, list | tuple):
-            inner = args[0] if args else Any
-            items = [_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-            if origin is tuple and len(args) > 1 and args[1] is not Ellipsis:
-                if len(value) != len(args):
-                    raise TypeError(f"{key}: expected {len(args)} values, got {value!r}")
-                items = [_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
-            return tuple(items) if origin is tuple else items
-    elif origin is dict or tp is dict:
-        if isinstance(value, Mapping):
-            return dict(value)
-    elif dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if isinstance(value, Mapping):
-            return from_params(tp, value, key)
-    else:  # pragma: no cover - a config class with an annotation this loader does not know
-        raise TypeError(f"{key}: unsupported annotation {tp!r}")
-    raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return _convert_literal(value, tp, key)
+    if origin in (list, tuple):
+        return _convert_sequence(value, tp, key)
+    return _convert_plain(value, tp, key)
 
 
 def _check_bounds(value: Any, meta: Mapping[str, Any], key: str) -> str | None:
@@ -147,11 +161,8 @@ def from_params(cls: type[T], params: Mapping[str, Any] | None, section: str) ->
         key = f"{section}.{name}"
         try:
             values[name] = _convert(value, hints[name], key)
-        except ConfigError as exc:
-            problems.append(str(exc))
-            continue
-        except TypeError as exc:
-            problems.append(str(exc))
+        except (ConfigError, TypeError) as exc:
+            problems.append(str(exc).removeprefix("invalid parameters: "))
             continue
         fault = _check_bounds(values[name], fields[name].metadata, key)
         if fault:

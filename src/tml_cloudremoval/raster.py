@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,9 +24,12 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
+from tml_cloudremoval.atomic import atomic_file
+
 __all__ = [
     "RasterError",
     "RasterHeader",
+    "geotiff_profile",
     "read_header",
     "read_raster",
     "write_geotiff_atomic",
@@ -225,17 +227,47 @@ def read_raster(
     return image
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def geotiff_profile(
+    height: int,
+    width: int,
+    count: int,
+    dtype: np.dtype,
+    *,
+    crs: CRS | str | None,
+    transform: Affine | None,
+    nodata: float | None,
+    tiled: bool = True,
+    compress: str | None = "deflate",
+    creation_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The rasterio profile of a pixel-interleaved GeoTIFF: blocks of at most 256 px, the
+    predictor that suits ``dtype`` (3 for floats, 2 for integers) when compressed."""
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": np.dtype(dtype).name,
+        "crs": crs,
+        "transform": transform if transform is not None else Affine.identity(),
+        "nodata": nodata,
+        "interleave": "pixel",
+    }
+    if tiled:
+        block = 16 * math.ceil(min(256, max(height, width)) / 16)
+        profile.update(tiled=True, blockxsize=block, blockysize=block)
+    if compress:
+        profile["compress"] = compress
+        profile["predictor"] = 3 if np.issubdtype(dtype, np.floating) else 2
+    profile.update(creation_options or {})
+    return profile
 
 
 def write_geotiff_atomic(
@@ -254,9 +286,9 @@ def write_geotiff_atomic(
 ) -> Path:
     """Write a channels_last array ``(H, W, C)`` (or ``(H, W)``) as a GeoTIFF, atomically.
 
-    The file is written to a temporary sibling and moved into place with ``os.replace``, so a
-    reader never sees a half-written file and an existing file survives a failed write. ``crs``
-    and ``transform`` None write a file without georeferencing (nothing is invented).
+    The file is written through :func:`tml_cloudremoval.atomic.atomic_file`, so a reader never
+    sees a half-written file and an existing file survives a failed write. ``crs`` and
+    ``transform`` None write a file without georeferencing (nothing is invented).
     ``dtype`` defaults to the array's; ``descriptions`` are band names (one per channel).
     ``creation_options``: further GDAL GeoTIFF creation options (e.g. ``{"zstd_level": 1}``).
     ``inputs``: files the caller read from; writing over any of them is refused.
@@ -278,40 +310,24 @@ def write_geotiff_atomic(
         raise RasterError(
             path, f"{len(descriptions)} band descriptions given for {count} bands to write"
         )
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "width": width,
-        "height": height,
-        "count": count,
-        "dtype": out_dtype.name,
-        "crs": crs,
-        "transform": transform if transform is not None else Affine.identity(),
-        "nodata": nodata,
-        "interleave": "pixel",
-    }
-    if tiled:
-        block = 16 * math.ceil(min(256, max(height, width)) / 16)
-        profile.update(tiled=True, blockxsize=block, blockysize=block)
-    if compress:
-        profile["compress"] = compress
-        profile["predictor"] = 3 if np.issubdtype(out_dtype, np.floating) else 2
-    profile.update(creation_options or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(np.moveaxis(array.astype(out_dtype, copy=False), -1, 0))
-                if descriptions is not None:
-                    for i, text in enumerate(descriptions, start=1):
-                        if text is not None:
-                            dst.set_band_description(i, text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    profile = geotiff_profile(
+        height,
+        width,
+        count,
+        out_dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        tiled=tiled,
+        compress=compress,
+        creation_options=creation_options,
+    )
+    with atomic_file(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(np.moveaxis(array.astype(out_dtype, copy=False), -1, 0))
+            if descriptions is not None:
+                for i, text in enumerate(descriptions, start=1):
+                    if text is not None:
+                        dst.set_band_description(i, text)
     return path

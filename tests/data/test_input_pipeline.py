@@ -1,4 +1,5 @@
-"""tf.data pipeline: aligned crops, identical augmentation on all four arrays, every sample once."""
+"""tf.data pipeline: aligned crops, identical augmentation on all four arrays, every sample once,
+or steps_per_epoch full batches (Keras' meaning) repeating a small store."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import tensorflow as tf
 
 from tml_cloudremoval.data.input_pipeline import (
     epoch_plan,
+    epoch_samples,
     epoch_size,
     eval_dataset,
     normalise_optical_tf,
     normalise_sar_tf,
-    steps_per_epoch,
     train_dataset,
 )
 from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
@@ -88,12 +89,16 @@ def test_epoch_plan_is_aligned_repeatable_and_reshuffled():
     assert not plain.flip.any() and not plain.rot.any()
 
 
-def test_steps_per_epoch_keeps_the_last_partial_batch():
-    assert steps_per_epoch(5, 2) == 3
-    assert steps_per_epoch(3, 16) == 1
-    assert steps_per_epoch(100, 16, cap=4) == 4
+def test_epoch_size_keeps_the_last_partial_batch_or_gives_steps_full_batches():
+    assert epoch_size(5, 2) == (3, 5)
+    assert epoch_size(3, 16) == (1, 3)
+    assert epoch_size(100, 16, steps=4) == (4, 64)  # first 64 of the epoch's order
+    assert epoch_size(20, 8, steps=20) == (20, 160)  # the store repeats 8 times
+    assert epoch_size(3, 4, steps=2, multiple_of=4) == (2, 8)
     with pytest.raises(ValueError, match="no samples"):
-        steps_per_epoch(0, 16)
+        epoch_size(0, 16)
+    with pytest.raises(ValueError, match="steps per epoch must be >= 1"):
+        epoch_size(5, 2, steps=0)
 
 
 def test_epoch_size_with_replicas_never_leaves_a_replica_empty():
@@ -166,22 +171,65 @@ def test_every_sample_once_per_epoch_in_a_new_order(tmp_path):
     ds = train_dataset(store, batch_size=2, crop_size=8, seed=42, last_epoch=2)
     batches = _batches(ds, 100)
     assert [len(b[0]["optical"]) for b in batches] == [2, 2, 1, 2, 2, 1]
-    ids = [
-        int(np.rint(b[0]["optical"][k, 0, 0, 0] * OPTICAL_SCALE)) // CODES
-        for b in batches
-        for k in range(len(b[0]["optical"]))
-    ]
+    ids = _ids(batches)
     first, second = ids[:5], ids[5:]
     assert sorted(first) == sorted(second) == [0, 1, 2, 3, 4]
     assert first != second
 
 
-def test_dataset_smaller_than_batch_and_step_cap(tmp_path):
+def _ids(batches) -> list[int]:
+    """Store index of every sample of ``batches`` (decoded from the coded pixel values)."""
+    return [
+        int(np.rint(b[0]["optical"][k, 0, 0, 0] * OPTICAL_SCALE)) // CODES
+        for b in batches
+        for k in range(len(b[0]["optical"]))
+    ]
+
+
+def test_dataset_smaller_than_batch(tmp_path):
     store = coded_store(tmp_path / "coded", 3)
     batches = _batches(train_dataset(store, 16, 8, last_epoch=1), 10)
     assert len(batches) == 1 and batches[0][0]["optical"].shape == (3, 8, 8, 10)
-    capped = _batches(train_dataset(store, 1, 8, last_epoch=2, steps_cap=2), 10)
-    assert len(capped) == 4
+
+
+def test_steps_per_epoch_repeats_a_small_store_each_pass_in_a_new_order(tmp_path):
+    n, batch, steps, seed = 5, 2, 7, 11
+    store = coded_store(tmp_path / "coded", n)
+    ds = train_dataset(store, batch, 8, seed=seed, last_epoch=2, steps_per_epoch=steps)
+    batches = _batches(ds, 100)
+    assert [len(b[0]["optical"]) for b in batches] == [batch] * steps * 2  # full batches only
+    ids = _ids(batches)
+    for epoch in range(2):
+        seen = ids[epoch * steps * batch : (epoch + 1) * steps * batch]  # 14 = passes 5, 5, 4
+        passes = [seen[:5], seen[5:10], seen[10:]]
+        assert sorted(passes[0]) == sorted(passes[1]) == list(range(n))
+        assert len(set(passes[2])) == 4
+        for repeat, part in enumerate(passes):
+            expected = epoch_plan(n, SIZE, SIZE, 8, seed, epoch, repeat=repeat).index
+            assert part == expected[: len(part)].tolist()
+        assert passes[0] != passes[1]
+
+
+def test_steps_per_epoch_on_a_large_store_takes_the_start_of_each_epochs_order(tmp_path):
+    store = coded_store(tmp_path / "coded", 5)
+    batches = _batches(train_dataset(store, 1, 8, seed=3, last_epoch=2, steps_per_epoch=2), 10)
+    assert len(batches) == 4
+    for epoch in range(2):
+        order = epoch_plan(5, SIZE, SIZE, 8, 3, epoch).index
+        assert _ids(batches[2 * epoch : 2 * epoch + 2]) == order[:2].tolist()
+
+
+def test_epoch_samples_pass_zero_is_the_epoch_plan_and_later_passes_differ():
+    one = epoch_samples(6, 32, 32, 16, seed=1, epoch=4, count=6)
+    plan = epoch_plan(6, 32, 32, 16, seed=1, epoch=4)
+    for name in ("index", "row", "col", "flip", "rot"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(plan, name))
+    long = epoch_samples(6, 32, 32, 16, seed=1, epoch=4, count=15)
+    assert len(long.index) == 15
+    np.testing.assert_array_equal(long.index[:6], plan.index)
+    second = epoch_plan(6, 32, 32, 16, seed=1, epoch=4, repeat=1)
+    np.testing.assert_array_equal(long.row[6:12], second.row)
+    assert not np.array_equal(second.index, plan.index) or not np.array_equal(second.row, plan.row)
 
 
 def test_without_sar_there_is_no_sar_input(tmp_path):

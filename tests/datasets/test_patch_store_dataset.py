@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
-from tml_cloudremoval.data import sen12mscr as s
+from tml_cloudremoval.data.discovery import discover_triplets
+from tml_cloudremoval.data.layout import official_paths
 from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.data.triplets import TripletSamples, prepare_patch, read_triplet
 from tml_cloudremoval.datasets.patch_store_dataset import PatchStoreDataset
 from tml_cloudremoval.raster import write_geotiff_atomic
 
@@ -21,14 +23,14 @@ def _triplet_table(root: Path, n: int = 3) -> pd.DataFrame:
     """n tiny 16 x 16 triplets without CRS, official layout."""
     rng = np.random.default_rng(0)
     for i in range(n):
-        paths = s.official_paths(root, "ROIs1158_spring", i, 1)
+        paths = official_paths(root, "ROIs1158_spring", i, 1)
         s2 = rng.integers(100, 3000, (16, 16, 13), dtype=np.uint16)
         cloudy = s2.copy()
         cloudy[:8] = 6000
         write_geotiff_atomic(paths["s1"], rng.uniform(-25, -5, (16, 16, 2)).astype(np.float32))
         write_geotiff_atomic(paths["s2"], s2)
         write_geotiff_atomic(paths["s2_cloudy"], cloudy)
-    return s.discover_triplets(root)
+    return discover_triplets(root)
 
 
 class _PlainSamples:
@@ -46,7 +48,7 @@ class _PlainSamples:
 
 def test_save_triplet_samples_then_load(tmp_path):
     table = _triplet_table(tmp_path / "raw")
-    samples = s.TripletSamples(table, cloud_threshold=0.25, sar_method="linear_power")
+    samples = TripletSamples(table, cloud_threshold=0.25, sar_method="linear_power")
     dataset = PatchStoreDataset(filepath=str(tmp_path / "store" / "train"))
     assert not dataset.exists()
     dataset.save(samples)
@@ -55,7 +57,7 @@ def test_save_triplet_samples_then_load(tmp_path):
     assert isinstance(store, PatchStore)
     assert len(store) == 3 and (store.height, store.width) == (16, 16)
     for i in range(3):
-        expected = s.prepare_patch(s.read_triplet(table.iloc[i]), 0.25, "linear_power")
+        expected = prepare_patch(read_triplet(table.iloc[i]), 0.25, "linear_power")
         for name, value in expected.items():
             np.testing.assert_array_equal(getattr(store, name)[i], value)
     assert store.index.equals(table)  # index.csv round trip, every column a str
@@ -103,6 +105,6 @@ def test_catalog_entry_by_full_type_path(tmp_path):
         }
     )
     table = _triplet_table(tmp_path / "raw", n=1)
-    catalog.save("train_patches", s.TripletSamples(table, progress=False))
+    catalog.save("train_patches", TripletSamples(table, progress=False))
     assert catalog.exists("train_patches")
     assert len(catalog.load("train_patches")) == 1

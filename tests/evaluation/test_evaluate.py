@@ -12,13 +12,8 @@ import pytest
 
 from tml_cloudremoval.bands import SAR_FACTOR, TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
-from tml_cloudremoval.evaluation.evaluate import (
-    evaluate_store,
-    example_data,
-    headline,
-    predict_dn,
-    select_examples,
-)
+from tml_cloudremoval.evaluation.evaluate import evaluate_store, headline, predict_dn
+from tml_cloudremoval.evaluation.examples import example_data, select_examples
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
 SIZE = 32

@@ -1,4 +1,5 @@
-"""Training loop: a short run, run folder, if_finished, resume after SIGKILL, mirrored on 2 CPUs."""
+"""Training loop: a short run, run folder, if_finished, steps per epoch, resume after SIGKILL,
+mirrored on 2 CPUs, two local workers."""
 
 from __future__ import annotations
 
@@ -16,31 +17,23 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from support.synthetic_stores import synthetic_patch_store
 
 import tml_cloudremoval.training.loop as training_module
+from tml_cloudremoval.atomic import is_temporary
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
-from tml_cloudremoval.training.loop import (
-    CloudRemovalTrainer,
-    ModelConfig,
-    TrainingConfig,
-    export_network,
-    synthetic_patch_store,
-    train,
-)
+from tml_cloudremoval.training.config import load_configs
+from tml_cloudremoval.training.loop import train
+from tml_cloudremoval.training.run_folder import RunFolder
 
 TINY_MODEL = {"features": 8, "blocks": 1}
 
 
-def _params(run_dir: Path, **over) -> dict:
-    return {
-        "epochs": 2,
-        "batch_size": 4,
-        "crop_size": 32,
-        "learning_rate": 1e-3,
-        "run_dir": str(run_dir),
-        "verbose": 0,
-        **over,
-    }
+def _train(stores, run_dir: Path, model=None, callbacks=(), **over):
+    """``train`` with a tiny model and short settings (``over`` replaces any of them)."""
+    settings = {"epochs": 2, "batch_size": 4, "crop_size": 32, "learning_rate": 1e-3, "verbose": 0}
+    model_cfg, cfg = load_configs(model or TINY_MODEL, {**settings, **over})
+    return train(*stores, model_cfg, cfg, RunFolder(run_dir), callbacks=callbacks)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +51,7 @@ def _weights(model: keras.Model) -> list[np.ndarray]:
 
 def test_short_run_writes_the_run_folder_and_a_loadable_model(stores, tmp_path):
     run_dir = tmp_path / "run"
-    result = train(*stores, TINY_MODEL, _params(run_dir))
+    result = _train(stores, run_dir)
     model, summary = result.model, result.summary
 
     assert model.count_params() == build_dsen2cr(**TINY_MODEL).count_params()
@@ -91,65 +84,80 @@ def test_short_run_writes_the_run_folder_and_a_loadable_model(stores, tmp_path):
 
 def test_finished_run_is_not_retrained_silently(stores, tmp_path):
     run_dir = tmp_path / "run"
-    first = train(*stores, TINY_MODEL, _params(run_dir, epochs=1))
+    first = _train(stores, run_dir, epochs=1)
     with pytest.raises(RuntimeError, match="already finished.*if_finished"):
-        train(*stores, TINY_MODEL, _params(run_dir, epochs=1))
-    reused = train(*stores, TINY_MODEL, _params(run_dir, epochs=1, if_finished="reuse"))
+        _train(stores, run_dir, epochs=1)
+    reused = _train(stores, run_dir, epochs=1, if_finished="reuse")
     assert reused.summary["reused"] is True
     for a, b in zip(_weights(first.model), _weights(reused.model), strict=True):
         np.testing.assert_array_equal(a, b)
-    again = train(*stores, TINY_MODEL, _params(run_dir, epochs=1, if_finished="overwrite"))
+    again = _train(stores, run_dir, epochs=1, if_finished="overwrite")
     assert again.summary["resumed_from_epoch"] == 0 and len(again.summary["history"]) == 1
 
 
 def test_resuming_with_other_settings_is_refused(stores, tmp_path):
     run_dir = tmp_path / "run"
-    train(*stores, TINY_MODEL, _params(run_dir, epochs=1))
+    _train(stores, run_dir, epochs=1)
     (run_dir / "FINISHED.json").unlink()  # pretend it was interrupted
     with pytest.raises(RuntimeError, match="other settings"):
-        train(*stores, TINY_MODEL, _params(run_dir, epochs=2, batch_size=2))
+        _train(stores, run_dir, epochs=2, batch_size=2)
 
 
-def test_bad_parameters_fail_before_training(stores, tmp_path):
-    with pytest.raises(ValueError, match="unknown training parameters"):
-        TrainingConfig.from_params({"epoch": 3})
-    with pytest.raises(ValueError, match="loss must be one of"):
-        TrainingConfig.from_params({"loss": "l2"})
-    with pytest.raises(ValueError, match="unknown model parameters"):
-        ModelConfig.from_params({"filters": 3})
+def test_a_crop_larger_than_the_patches_fails_before_training(stores, tmp_path):
     with pytest.raises(ValueError, match="exceeds the patch size"):
-        train(*stores, TINY_MODEL, _params(tmp_path / "run", crop_size=128))
+        _train(stores, tmp_path / "run", crop_size=128)
     assert not (tmp_path / "run").exists()
-
-
-def test_export_of_a_mixed_precision_network_is_float32():
-    mixed = build_dsen2cr(8, 1, dtype="mixed_float16")
-    product = export_network(mixed, ModelConfig(8, 1))
-    assert product is not mixed
-    assert {layer.dtype_policy.name for layer in product.layers} == {"float32"}
-    for a, b in zip(_weights(mixed), _weights(product), strict=True):
-        np.testing.assert_array_equal(a, b)
-    plain = build_dsen2cr(8, 1)
-    assert export_network(plain, ModelConfig(8, 1)) is plain
 
 
 def test_mixed_precision_path_trains_and_exports_float32(stores, tmp_path, monkeypatch):
     # No GPU here: force the policy the GPU path would pick (float16 kernels also run on CPU).
     monkeypatch.setattr(training_module, "compute_dtype", lambda wanted: "mixed_float16")
-    result = train(*stores, TINY_MODEL, _params(tmp_path / "run", epochs=1, mixed_precision=True))
+    result = _train(stores, tmp_path / "run", epochs=1, mixed_precision=True)
     assert result.summary["compute_dtype"] == "mixed_float16"
     assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
     assert np.isfinite(result.summary["history"][0]["loss"])
 
 
-def test_trainer_config_round_trip_and_l1():
-    network = build_dsen2cr(4, 1)
-    trainer = CloudRemovalTrainer(network, "l1", 0.5)
-    clone = CloudRemovalTrainer.from_config(trainer.get_config())
-    assert clone.loss_name == "l1" and clone.carl_lambda == 0.5
-    assert clone.network.count_params() == network.count_params()
-    with pytest.raises(ValueError, match="not one of"):
-        CloudRemovalTrainer(network, "l2")
+class BatchSizes(keras.callbacks.Callback):
+    """Records the number of batches per epoch (Keras counts them in on_train_batch_end)."""
+
+    def __init__(self):
+        super().__init__()
+        self.per_epoch: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.per_epoch.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.per_epoch[-1] += 1
+
+
+def test_steps_per_epoch_is_the_number_of_batches_as_in_keras(tmp_path):
+    # 20 patches at batch 8: 20 steps per epoch (the store repeats), not ceil(20 / 8) = 3.
+    store = synthetic_patch_store(tmp_path / "train20", n=20, size=16, seed=3)
+    counter = BatchSizes()
+    result = _train(
+        (store, None),
+        tmp_path / "run",
+        model={"features": 4, "blocks": 1},
+        callbacks=[counter],
+        batch_size=8,
+        crop_size=16,
+        steps_per_epoch=20,
+    )
+    assert counter.per_epoch == [20, 20]
+    assert result.summary["steps_per_epoch"] == 20 and result.summary["n_val"] == 0
+    default = BatchSizes()
+    _train(
+        (store, None),
+        tmp_path / "default",
+        model={"features": 4, "blocks": 1},
+        callbacks=[default],
+        epochs=1,
+        batch_size=8,
+        crop_size=16,
+    )
+    assert default.per_epoch == [3]  # null: every sample once, last partial batch kept
 
 
 RUN_SCRIPT = textwrap.dedent(
@@ -158,7 +166,9 @@ RUN_SCRIPT = textwrap.dedent(
     import keras
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.config import load_configs
     from tml_cloudremoval.training.loop import train
+    from tml_cloudremoval.training.run_folder import RunFolder
 
     train_dir, val_dir, run_dir, pause = sys.argv[1:5]
 
@@ -166,10 +176,12 @@ RUN_SCRIPT = textwrap.dedent(
         def on_train_batch_end(self, batch, logs=None):
             time.sleep(float(pause))
 
+    configs = load_configs(
+        {"features": 8, "blocks": 1},
+        {"epochs": 3, "batch_size": 2, "crop_size": 32, "learning_rate": 1e-3, "verbose": 0},
+    )
     result = train(
-        PatchStore.open(train_dir), PatchStore.open(val_dir), {"features": 8, "blocks": 1},
-        {"epochs": 3, "batch_size": 2, "crop_size": 32, "learning_rate": 1e-3,
-         "run_dir": run_dir, "verbose": 0},
+        PatchStore.open(train_dir), PatchStore.open(val_dir), *configs, RunFolder(run_dir),
         callbacks=[Slow()],
     )
     result.model.save(run_dir + "/../resumed.keras")
@@ -217,15 +229,11 @@ def test_resume_after_sigkill_continues_and_matches_an_uninterrupted_run(stores,
     log = pd.read_csv(run_dir / "training_log.csv")
     assert log["epoch"].tolist() == [1, 2, 3]
     assert (run_dir / "FINISHED.json").is_file()
-    assert not list((run_dir / "checkpoints").glob(".tmp_*"))
+    leftovers = [p for p in (run_dir / "checkpoints").iterdir() if is_temporary(p)]
+    assert leftovers == [] and not [p for p in run_dir.iterdir() if is_temporary(p)]
 
     # The same three epochs uninterrupted, in this process: the same weights.
-    straight = train(
-        train_store,
-        val_store,
-        TINY_MODEL,
-        _params(tmp_path / "straight", epochs=3, batch_size=2),
-    )
+    straight = _train(stores, tmp_path / "straight", epochs=3, batch_size=2)
     resumed = keras.saving.load_model(tmp_path / "resumed.keras")
     for a, b in zip(_weights(straight.model), _weights(resumed), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -241,14 +249,17 @@ MIRRORED_SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
     from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.config import load_configs
     from tml_cloudremoval.training.loop import train
+    from tml_cloudremoval.training.run_folder import RunFolder
 
     train_dir, val_dir, out = sys.argv[1:4]
     stores = PatchStore.open(train_dir), PatchStore.open(val_dir)
     common = {"epochs": 2, "batch_size": 4, "crop_size": 32, "learning_rate": 1e-3, "verbose": 0}
     model = {"features": 8, "blocks": 1}
-    one = train(*stores, model, {**common, "run_dir": out + "/one"})
-    two = train(*stores, model, {**common, "run_dir": out + "/two", "distribution": "mirrored"})
+    one = train(*stores, *load_configs(model, common), RunFolder(out + "/one"))
+    mirrored = load_configs(model, {**common, "distribution": "mirrored"})
+    two = train(*stores, *mirrored, RunFolder(out + "/two"))
     diff = max(float(np.max(np.abs(a - b))) for a, b in
                zip(one.model.get_weights(), two.model.get_weights()))
     print("RESULT", json.dumps({"replicas": two.summary["replicas"], "diff": diff,
@@ -289,13 +300,18 @@ WORKER_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from tml_cloudremoval.data.patch_store import PatchStore
+    from tml_cloudremoval.training.config import load_configs
     from tml_cloudremoval.training.loop import train
+    from tml_cloudremoval.training.run_folder import RunFolder
 
     train_dir, val_dir, run_dir = sys.argv[1:4]
-    result = train(
-        PatchStore.open(train_dir), PatchStore.open(val_dir), {"features": 8, "blocks": 1},
+    configs = load_configs(
+        {"features": 8, "blocks": 1},
         {"epochs": 2, "batch_size": 4, "crop_size": 32, "learning_rate": 1e-3,
-         "run_dir": run_dir, "verbose": 0, "distribution": "multi_worker"},
+         "verbose": 0, "distribution": "multi_worker"},
+    )
+    result = train(
+        PatchStore.open(train_dir), PatchStore.open(val_dir), *configs, RunFolder(run_dir)
     )
     print("RESULT", json.dumps({"replicas": result.summary["replicas"],
           "loss": result.summary["history"][-1]["loss"]}))

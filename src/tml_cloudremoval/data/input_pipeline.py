@@ -8,12 +8,16 @@ float32, model units from ``tml_cloudremoval.normalise``):
 - ``y["target"]``  (B, h, w, 10)     cloud-free TML bands, same scaling as the optical input
 - ``y["mask"]``    (B, h, w, 1)      1.0 = cloud or shadow, 0.0 = clear
 
-Training (``train_dataset``): every sample exactly once per epoch, in an order shuffled anew for
-each epoch; a random ``crop_size`` crop whose offsets are multiples of 4 (so it starts on a 40 m
-SAR pixel: the SAR crop is offset/4, size/4); one random flip (none / vertical / horizontal) and
-one rot90 (k = 0..3) applied identically to the cloudy input, target, mask and SAR; batches of
-``batch_size`` with the last partial batch kept. The random choices of epoch e are drawn from
-``numpy.random.default_rng([seed, e])`` (``epoch_plan``), so an epoch's batches do not depend on
+Training (``train_dataset``): by default every sample exactly once per epoch, in an order
+shuffled anew for each epoch, batches of ``batch_size`` with the last partial batch kept; a
+random ``crop_size`` crop whose offsets are multiples of 4 (so it starts on a 40 m SAR pixel: the
+SAR crop is offset/4, size/4); one random flip (none / vertical / horizontal) and one rot90
+(k = 0..3) applied identically to the cloudy input, target, mask and SAR. With
+``steps_per_epoch`` S (Keras' meaning: batches per epoch) an epoch is S full batches: a store of
+fewer than S x batch samples is repeated, each pass over it in a new order, a larger one gives
+an epoch only the first S x batch samples of that epoch's order (``epoch_size``). The random
+choices of pass p of epoch e are drawn from ``numpy.random.default_rng([seed, e])`` for p = 0 and
+``default_rng([seed, e, p])`` after (``epoch_plan``), so an epoch's batches do not depend on
 what ran before it: a resumed run sees exactly the batches an uninterrupted run would.
 
 Validation (``eval_dataset``): full patches in store order, no crop, no augmentation.
@@ -79,14 +83,24 @@ class EpochPlan:
 
 
 def epoch_plan(
-    n: int, height: int, width: int, crop_size: int, seed: int, epoch: int, augment: bool = True
+    n: int,
+    height: int,
+    width: int,
+    crop_size: int,
+    seed: int,
+    epoch: int,
+    augment: bool = True,
+    repeat: int = 0,
 ) -> EpochPlan:
-    """Shuffle order, crop offsets and augmentation of epoch ``epoch`` (0-based), reproducibly.
+    """Shuffle order, crop offsets and augmentation of pass ``repeat`` over the ``n`` samples in
+    epoch ``epoch`` (both 0-based), reproducibly: pass 0 from ``default_rng([seed, epoch])``,
+    pass p > 0 from ``default_rng([seed, epoch, p])``.
 
     Offsets are drawn uniformly among the multiples of ``SAR_FACTOR`` that keep the crop inside
     the ``height`` x ``width`` patch.
     """
-    rng = np.random.default_rng([int(seed), int(epoch)])
+    key = [int(seed), int(epoch)] + ([int(repeat)] if repeat else [])
+    rng = np.random.default_rng(key)
     index = rng.permutation(n).astype(np.int64)
     row = rng.integers(0, (height - crop_size) // SAR_FACTOR + 1, n) * SAR_FACTOR
     col = rng.integers(0, (width - crop_size) // SAR_FACTOR + 1, n) * SAR_FACTOR
@@ -98,16 +112,39 @@ def epoch_plan(
     return EpochPlan(*(a.astype(np.int64) for a in (index, row, col, flip, rot)))
 
 
+def epoch_samples(
+    n: int,
+    height: int,
+    width: int,
+    crop_size: int,
+    seed: int,
+    epoch: int,
+    count: int,
+    augment: bool = True,
+) -> EpochPlan:
+    """The first ``count`` samples of epoch ``epoch``: passes 0, 1, ... of ``epoch_plan``
+    (each a new order of the ``n`` samples) one after the other, cut at ``count``."""
+    passes = [
+        epoch_plan(n, height, width, crop_size, seed, epoch, augment, repeat)
+        for repeat in range(max(1, math.ceil(count / n)))
+    ]
+    names = ("index", "row", "col", "flip", "rot")
+    return EpochPlan(
+        *(np.concatenate([getattr(p, name) for p in passes])[:count] for name in names)
+    )
+
+
 def epoch_size(
-    n: int, batch_size: int, cap: int | None = None, multiple_of: int = 1
+    n: int, batch_size: int, steps: int | None = None, multiple_of: int = 1
 ) -> tuple[int, int]:
     """(batches, samples) of one epoch over ``n`` samples.
 
-    Every sample once, the last partial batch kept: ceil(n / batch_size) batches, at most
-    ``cap``. With ``multiple_of`` R > 1 (R replicas under tf.distribute, which must divide
+    ``steps`` None: every sample once, the last partial batch kept, ceil(n / batch_size)
+    batches. With ``multiple_of`` R > 1 (R replicas under tf.distribute, which must divide
     ``batch_size``) the epoch's sample count is rounded down to a multiple of R, so that no
     replica receives an empty slice of the last partial batch: at most R - 1 samples sit out an
-    epoch, different ones each epoch since the order is reshuffled.
+    epoch, different ones each epoch since the order is reshuffled. ``steps`` S (Keras'
+    ``steps_per_epoch``): S full batches, S x batch_size samples (repeating a smaller store).
     """
     if n < 1:
         raise ValueError("no samples: the patch store is empty")
@@ -117,19 +154,14 @@ def epoch_size(
         raise ValueError(
             f"batch_size {batch_size} must be a multiple of the {multiple_of} replicas"
         )
-    steps = math.ceil(n / batch_size)
-    if cap:
-        steps = min(steps, int(cap))
-    used = min(n, steps * batch_size)
-    used -= used % multiple_of
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"steps per epoch must be >= 1, got {steps}")
+        return int(steps), int(steps) * batch_size
+    used = n - n % multiple_of
     if used == 0:
         raise ValueError(f"{n} samples cannot be split over {multiple_of} replicas")
     return math.ceil(used / batch_size), used
-
-
-def steps_per_epoch(n: int, batch_size: int, cap: int | None = None, multiple_of: int = 1) -> int:
-    """Batches per epoch (see ``epoch_size``): ceil(n / batch_size), at most ``cap``."""
-    return epoch_size(n, batch_size, cap, multiple_of)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +254,7 @@ def train_dataset(
     seed: int = 42,
     first_epoch: int = 0,
     last_epoch: int | None = None,
-    steps_cap: int | None = None,
+    steps_per_epoch: int | None = None,
     include_sar: bool = True,
     augment_data: bool = True,
     parallel_calls: int | None = None,
@@ -230,22 +262,22 @@ def train_dataset(
 ) -> tf.data.Dataset:
     """Batches of epochs ``first_epoch .. last_epoch - 1`` (endless when ``last_epoch`` is None).
 
-    Epoch e yields ``steps_per_epoch(len(store), batch_size, steps_cap, multiple_of)`` batches
-    built from ``epoch_plan(..., seed, e)``: with no cap (and one replica), each sample exactly
-    once. Feed it to
-    ``Model.fit(steps_per_epoch=..., initial_epoch=first_epoch)``; consecutive Keras epochs then
-    take consecutive plan epochs.
+    Epoch e yields ``epoch_size(len(store), batch_size, steps_per_epoch, multiple_of)`` batches
+    built from ``epoch_samples(..., seed, e, ...)``: with ``steps_per_epoch`` None (and one
+    replica), each sample exactly once. Feed it to
+    ``Model.fit(steps_per_epoch=<those batches>, initial_epoch=first_epoch)``; consecutive Keras
+    epochs then take consecutive plan epochs.
     """
     n, h, w = len(store), store.height, store.width
     crop = int(crop_size) if crop_size else min(h, w)
     _check_store(store, crop)
-    _, used = epoch_size(n, batch_size, steps_cap, multiple_of)
+    _, used = epoch_size(n, batch_size, steps_per_epoch, multiple_of)
     load = _sample_fn(store, crop, crop, include_sar)
     parallel = parallel_calls or tf.data.AUTOTUNE
 
     def plan(epoch: np.int64):
-        p = epoch_plan(n, h, w, crop, seed, int(epoch), augment_data)
-        return tuple(a[:used] for a in (p.index, p.row, p.col, p.flip, p.rot))
+        p = epoch_samples(n, h, w, crop, seed, int(epoch), used, augment_data)
+        return p.index, p.row, p.col, p.flip, p.rot
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         arrays = tf.numpy_function(plan, [epoch], [tf.int64] * 5, stateful=False)

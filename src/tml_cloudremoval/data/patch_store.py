@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tml_cloudremoval.atomic import atomic_folder
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
 
 ARRAYS: dict[str, tuple[np.dtype, str]] = {
@@ -89,6 +88,32 @@ class PatchStore:
         return cls(path=path, index=index, meta=meta, **arrays)
 
 
+def _write_arrays(
+    folder: Path, samples: Iterable[Mapping[str, np.ndarray]], n: int, height: int, width: int
+) -> None:
+    """Fill ``<folder>/<name>.npy`` for every array of :data:`ARRAYS` with exactly n samples."""
+    arrays = {
+        name: np.lib.format.open_memmap(
+            folder / f"{name}.npy",
+            mode="w+",
+            dtype=dtype,
+            shape=(n, *sample_shape(kind, height, width)),
+        )
+        for name, (dtype, kind) in ARRAYS.items()
+    }
+    count = 0
+    for i, sample in enumerate(samples):
+        if i >= n:
+            raise ValueError(f"more than the announced {n} samples")
+        for name, array in arrays.items():
+            array[i] = sample[name]
+        count += 1
+    if count != n:
+        raise ValueError(f"got {count} samples, announced {n}")
+    for array in arrays.values():
+        array.flush()
+
+
 def write_patch_store(
     path: str | os.PathLike,
     samples: Iterable[Mapping[str, np.ndarray]],
@@ -100,39 +125,17 @@ def write_patch_store(
 ) -> Path:
     """Write ``n`` samples (dicts with keys s2_cloudy, s2, s1, mask) into a store at ``path``.
 
-    The store is built in a temporary sibling folder and renamed into place when complete, so an
-    interrupted write never leaves a half-written store and an existing one stays intact until
-    the new one is whole.
+    The store is built in a temporary sibling folder and swapped into place when complete
+    (:func:`tml_cloudremoval.atomic.atomic_folder`), so an interrupted write never leaves a
+    half-written store and an existing one stays intact until the new one is whole.
     """
     path = Path(path)
     if len(index) != n:
         raise ValueError(f"index has {len(index)} rows for {n} patches")
     if height % SAR_FACTOR or width % SAR_FACTOR:
         raise ValueError(f"patch size {height}x{width} is not a multiple of {SAR_FACTOR}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        arrays = {
-            name: np.lib.format.open_memmap(
-                tmp / f"{name}.npy",
-                mode="w+",
-                dtype=dtype,
-                shape=(n, *sample_shape(kind, height, width)),
-            )
-            for name, (dtype, kind) in ARRAYS.items()
-        }
-        count = 0
-        for i, sample in enumerate(samples):
-            if i >= n:
-                raise ValueError(f"more than the announced {n} samples")
-            for name, array in arrays.items():
-                array[i] = sample[name]
-            count += 1
-        if count != n:
-            raise ValueError(f"got {count} samples, announced {n}")
-        for array in arrays.values():
-            array.flush()
-        del arrays
+    with atomic_folder(path) as tmp:
+        _write_arrays(tmp, samples, n, height, width)
         index.to_csv(tmp / "index.csv", index=False)
         full_meta = {
             "n": n,
@@ -144,18 +147,4 @@ def write_patch_store(
             **(meta or {}),
         }
         (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700 folders; give the usual mode
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path

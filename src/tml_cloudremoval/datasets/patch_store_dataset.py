@@ -30,9 +30,10 @@ class PatchStoreDataset(AbstractDataset[Any, PatchStore]):
     ``index.csv``, ``meta.json``).
 
     ``save(data)`` takes either a sized iterable of sample dicts (keys ``s2_cloudy``, ``s2``,
-    ``s1``, ``mask``; e.g. :class:`~tml_cloudremoval.data.sen12mscr.TripletSamples`) with an ``index``
-    DataFrame (one row per sample) and a ``meta`` dict attribute, optionally ``height`` and
-    ``width`` (else taken from the first sample), or a :class:`PatchStore` (copied).
+    ``s1``, ``mask``; e.g. :class:`~tml_cloudremoval.data.triplets.TripletSamples`) with an
+    ``index`` DataFrame (one row per sample) and a ``meta`` dict attribute, optionally
+    ``height`` and ``width`` (else taken from the first sample), or a :class:`PatchStore`
+    (copied).
     """
 
     def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:

@@ -1,1 +1,8 @@
-"""evaluation"""
+"""How good a trained model is on the test split, against the cloudy-input baseline.
+
+- ``metrics``: MAE, RMSE, PSNR, SSIM, SAM on reflectance, pooled over all/covered/clear pixels
+- ``evaluate``: streaming evaluation of a patch store -> metrics.json layout + per-patch table
+- ``examples``: which patches to show and what the example figure shows of each
+- ``plots``: the report's figures
+- ``config``: validated ``evaluation:`` parameters
+"""

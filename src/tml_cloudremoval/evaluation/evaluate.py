@@ -2,8 +2,8 @@
 
 The model sees whole patches (e.g. 256 x 256 px, never a corner crop), a batch at a time, so memory
 depends on the batch size and not on the number of test patches. Metrics are computed on
-reflectance (see :mod:`tml_cloudremoval.evaluation.metrics`) for the model and for the baseline "the cloudy
-input as the prediction", which any useful model must beat on cloud-covered pixels.
+reflectance (see :mod:`tml_cloudremoval.evaluation.metrics`) for the model and for the baseline
+"the cloudy input as the prediction", which any useful model must beat on cloud-covered pixels.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tml_cloudremoval.bands import RGB_BAND_NAMES, S1_BAND_NAMES, TML_BAND_NAMES, band_indices
+from tml_cloudremoval.bands import S1_BAND_NAMES, TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.evaluation.metrics import (
     METRIC_NAMES,
@@ -116,7 +116,8 @@ def check_store(store: PatchStore) -> None:
         raise ValueError(f"{where}: patches of {h} x {w} px are too small for SSIM")
 
 
-def _index_column(store: PatchStore, name: str) -> list[str]:
+def index_column(store: PatchStore, name: str) -> list[str]:
+    """The ``name`` column of the store's index as text (empty strings when it has none)."""
     index = store.index
     if name in index.columns and len(index) == len(store):
         return [str(v) for v in index[name]]
@@ -147,41 +148,14 @@ def evaluate_store(
     logger.info("Evaluating %d patches of %d x %d px in %d batches", n, h, w, n_batches)
     for b, start in enumerate(range(0, n, batch_size)):
         stop = min(start + batch_size, n)
-        cloudy = np.asarray(store.s2_cloudy[start:stop])
-        mask = np.asarray(store.mask[start:stop])
-        target = to_reflectance(store.s2[start:stop])
-        predictions = {
-            "model": to_reflectance(predict_dn(model, cloudy, np.asarray(store.s1[start:stop]))),
-            "baseline_cloudy_input": to_reflectance(cloudy),
-        }
-        rows["cloud_cover"].extend((mask != 0).mean(axis=(1, 2)).tolist())
-        for who, pred in predictions.items():
-            sums = patch_sums(pred, target, mask)
-            accumulators[who].add(sums)
-            for region in PER_PATCH_REGIONS:
-                for i in range(stop - start):
-                    values = figures(sums[region], i) or {}
-                    for metric in METRIC_NAMES:
-                        column = f"{PER_PATCH_PREFIX[who]}_{metric}_{region}"
-                        value = values.get(metric)
-                        rows.setdefault(column, []).append(np.nan if value is None else value)
+        _evaluate_batch(model, store, start, stop, accumulators, rows)
         if (b + 1) % max(1, n_batches // 10) == 0 or stop == n:
             logger.info("Evaluated %d / %d patches", stop, n)
-
-    per_patch = pd.DataFrame(
-        {
-            "scene_id": _index_column(store, "scene_id"),
-            "patch": _index_column(store, "patch"),
-            **rows,
-        }
-    )
-    per_patch = per_patch.sort_values(PER_PATCH_SORT, ascending=False, kind="stable")
-    per_patch = per_patch.reset_index(drop=True)
-
-    cover = per_patch["cloud_cover"].to_numpy()
+    per_patch = _per_patch_table(store, rows)
     metrics: dict[str, Any] = {
         who: rounded(accumulators[who].result(), JSON_DIGITS) for who in PREDICTORS
     }
+    cover = per_patch["cloud_cover"].to_numpy()
     metrics.update(
         {
             "n_patches": n,
@@ -196,6 +170,48 @@ def evaluate_store(
         }
     )
     return metrics, per_patch
+
+
+def _evaluate_batch(
+    model: Any,
+    store: PatchStore,
+    start: int,
+    stop: int,
+    accumulators: Mapping[str, MetricAccumulator],
+    rows: dict[str, list[Any]],
+) -> None:
+    """Patches ``start:stop``: add their sums to ``accumulators`` and their rows to ``rows``."""
+    cloudy = np.asarray(store.s2_cloudy[start:stop])
+    mask = np.asarray(store.mask[start:stop])
+    target = to_reflectance(store.s2[start:stop])
+    predictions = {
+        "model": to_reflectance(predict_dn(model, cloudy, np.asarray(store.s1[start:stop]))),
+        "baseline_cloudy_input": to_reflectance(cloudy),
+    }
+    rows["cloud_cover"].extend((mask != 0).mean(axis=(1, 2)).tolist())
+    for who, pred in predictions.items():
+        sums = patch_sums(pred, target, mask)
+        accumulators[who].add(sums)
+        for region in PER_PATCH_REGIONS:
+            for i in range(stop - start):
+                values = figures(sums[region], i) or {}
+                for metric in METRIC_NAMES:
+                    column = f"{PER_PATCH_PREFIX[who]}_{metric}_{region}"
+                    value = values.get(metric)
+                    rows.setdefault(column, []).append(np.nan if value is None else value)
+
+
+def _per_patch_table(store: PatchStore, rows: Mapping[str, list[Any]]) -> pd.DataFrame:
+    """One row per patch (scene, patch id, figures), worst model MAE first."""
+    per_patch = pd.DataFrame(
+        {
+            "scene_id": index_column(store, "scene_id"),
+            "patch": index_column(store, "patch"),
+            **rows,
+        }
+    )
+    per_patch = per_patch.sort_values(PER_PATCH_SORT, ascending=False, kind="stable")
+    return per_patch.reset_index(drop=True)
 
 
 def _notes(metrics: Mapping[str, Any]) -> list[str]:
@@ -221,79 +237,6 @@ def _notes(metrics: Mapping[str, Any]) -> list[str]:
                     "a patch, so SSIM is null"
                 )
     return notes
-
-
-def select_examples(
-    store: PatchStore, n_examples: int, indices: Sequence[int] | None = None
-) -> list[int]:
-    """Store positions of the patches to show.
-
-    ``indices`` when given (checked against the store size); otherwise ``n_examples`` patches
-    spread evenly over the range of cloud cover, partly covered patches first (they show both
-    what the model fills in and what it keeps).
-    """
-    n = len(store)
-    if indices is not None:
-        bad = [i for i in indices if not 0 <= int(i) < n]
-        if bad:
-            raise ValueError(f"example indices {bad} out of range for a store of {n} patches")
-        return [int(i) for i in indices]
-    n_examples = min(int(n_examples), n)
-    if n_examples <= 0:
-        return []
-    cover = np.array([float(np.mean(store.mask[i] != 0)) for i in range(n)])
-    order = np.argsort(cover, kind="stable")
-    partial = [int(i) for i in order if 0 < cover[i] < 1]
-    rest = [int(i) for i in order if not 0 < cover[i] < 1]
-    chosen = _spread(partial, n_examples)
-    chosen += _spread(rest, n_examples - len(chosen))
-    return sorted(chosen, key=lambda i: cover[i])
-
-
-def _spread(items: Sequence[int], k: int) -> list[int]:
-    """``k`` items evenly spaced through ``items`` (all of them when k >= len)."""
-    if k <= 0 or not items:
-        return []
-    if k >= len(items):
-        return list(items)
-    picks = np.linspace(0, len(items) - 1, k).round().astype(int)
-    return [items[i] for i in picks]
-
-
-def example_data(model: Any, store: PatchStore, indices: Sequence[int]) -> list[dict[str, Any]]:
-    """What :func:`tml_cloudremoval.evaluation.plots.plot_examples` shows, for the patches at ``indices``.
-
-    Each item: ``title`` (scene and patch), ``sar_vv_db`` (h, w) dB, ``cloudy_rgb``,
-    ``predicted_rgb``, ``target_rgb`` (H, W, 3) reflectance (bands RGB_BAND_NAMES), ``mask``
-    (H, W), ``cloud_cover`` (fraction), ``mae_model`` and ``mae_baseline`` (all pixels).
-    """
-    if not indices:
-        return []
-    check_store(store)
-    idx = list(indices)
-    rgb = band_indices(RGB_BAND_NAMES, TML_BAND_NAMES)
-    cloudy = np.asarray(store.s2_cloudy[idx])
-    target = to_reflectance(store.s2[idx])
-    pred = to_reflectance(predict_dn(model, cloudy, np.asarray(store.s1[idx])))
-    cloudy_r = to_reflectance(cloudy)
-    scenes, patches = _index_column(store, "scene_id"), _index_column(store, "patch")
-    out = []
-    for k, i in enumerate(idx):
-        mask = np.asarray(store.mask[i])
-        out.append(
-            {
-                "title": " ".join(t for t in (scenes[i], patches[i]) if t) or f"patch {i}",
-                "sar_vv_db": np.asarray(store.s1[i][..., S1_BAND_NAMES.index("VV")]),
-                "cloudy_rgb": cloudy_r[k][..., rgb],
-                "predicted_rgb": pred[k][..., rgb],
-                "target_rgb": target[k][..., rgb],
-                "mask": mask,
-                "cloud_cover": float(np.mean(mask != 0)),
-                "mae_model": float(np.mean(np.abs(pred[k] - target[k]))),
-                "mae_baseline": float(np.mean(np.abs(cloudy_r[k] - target[k]))),
-            }
-        )
-    return out
 
 
 def _fmt(value: float | None, digits: int) -> str:

@@ -56,9 +56,9 @@ def _off(ax: Any) -> None:
 def plot_examples(examples: Sequence[Mapping[str, Any]]) -> Figure:
     """One row per patch: SAR VV, cloudy RGB, predicted RGB, target RGB, cloud/shadow mask.
 
-    ``examples`` as :func:`tml_cloudremoval.evaluation.evaluate.example_data` returns them. The three RGB
-    images (bands RGB_BAND_NAMES) share one stretch, taken from the cloud-free target, so they
-    compare directly (clouds saturate to white). SAR VV is shown in dB over its clip range.
+    ``examples`` as :func:`~tml_cloudremoval.evaluation.examples.example_data` returns them. The
+    three RGB images (bands RGB_BAND_NAMES) share one stretch, taken from the cloud-free target,
+    so they compare directly (clouds saturate to white). SAR VV is shown in dB over its clip range.
     """
     n = max(len(examples), 1)
     fig = Figure(figsize=(13.5, 2.9 * n + 0.4), layout="constrained")

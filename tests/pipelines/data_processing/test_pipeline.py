@@ -14,7 +14,12 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from tml_cloudremoval.data import sen12mscr as s
+from tml_cloudremoval.config import ConfigError
+from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS
+from tml_cloudremoval.data.errors import DataError
+from tml_cloudremoval.data.layout import flattened_paths, official_paths
+from tml_cloudremoval.data.splits import SPLITS
+from tml_cloudremoval.data.triplets import prepare_patch, read_triplet
 from tml_cloudremoval.pipelines.data_processing import create_pipeline
 from tml_cloudremoval.raster import write_geotiff_atomic
 
@@ -41,7 +46,7 @@ TRIPLETS = [
 
 
 def make_tree(root: Path, layout: str = "official") -> Path:
-    paths_of = s.official_paths if layout == "official" else s.flattened_paths
+    paths_of = official_paths if layout == "official" else flattened_paths
     for i, (rs, scene, patch) in enumerate(TRIPLETS):
         rng = np.random.default_rng(i)
         paths = paths_of(root, rs, scene, patch)
@@ -104,10 +109,10 @@ def test_full_run(tmp_path, raw):
     catalog = make_catalog(tmp_path / "out", project_params(root=str(raw)))
     run(catalog)
     triplets = catalog.load("triplets")
-    assert list(triplets.columns) == list(s.TRIPLET_COLUMNS) and len(triplets) == 7
+    assert list(triplets.columns) == list(TRIPLET_COLUMNS) and len(triplets) == 7
     assert (tmp_path / "out/data/02_intermediate/triplets.csv").is_file()
     scenes = {}
-    for split in s.SPLITS:
+    for split in SPLITS:
         listed = catalog.load(f"{split}_triplets")
         valid = catalog.load(f"{split}_triplets_valid")
         assert valid.equals(listed) and (listed["split"] == split).all()
@@ -117,7 +122,7 @@ def test_full_run(tmp_path, raw):
         assert store.index.equals(listed)
         assert store.meta["cloud_threshold"] == 0.2 and store.meta["sar_method"] == "mean"
         row = listed.iloc[0]
-        expected = s.prepare_patch(s.read_triplet(row), 0.2, "mean")
+        expected = prepare_patch(read_triplet(row), 0.2, "mean")
         for name, value in expected.items():
             np.testing.assert_array_equal(getattr(store, name)[0], value)
     assert not (scenes["train"] & scenes["val"] or scenes["train"] & scenes["test"])
@@ -135,20 +140,20 @@ def test_full_run(tmp_path, raw):
 def _break_files(raw: Path) -> dict[str, tuple[Path, str]]:
     """One fault per kind, in different triplets -> {kind: (path, fault text)}."""
     faults = {}
-    missing = s.official_paths(raw, "ROIs1158_spring", 1, 30)["s2"]
+    missing = official_paths(raw, "ROIs1158_spring", 1, 30)["s2"]
     missing.unlink()
     faults["missing"] = (missing, "file does not exist")
-    bands = s.official_paths(raw, "ROIs1158_spring", 1, 4)["s1"]
+    bands = official_paths(raw, "ROIs1158_spring", 1, 4)["s1"]
     write_geotiff_atomic(bands, np.zeros((16, 16, 3), np.float32))
     faults["bands"] = (bands, "S1 file has 3 bands, expected 2")
-    size = s.official_paths(raw, "ROIs1158_spring", 2, 7)["s1"]
+    size = official_paths(raw, "ROIs1158_spring", 2, 7)["s1"]
     write_geotiff_atomic(size, np.zeros((8, 8, 2), np.float32))
     faults["size"] = (size, "size 8x8 (width x height) differs from its S2 partner")
-    truncated = s.official_paths(raw, "ROIs1868_summer", 10, 2)["s2_cloudy"]
+    truncated = official_paths(raw, "ROIs1868_summer", 10, 2)["s2_cloudy"]
     write_geotiff_atomic(truncated, np.ones((16, 16, 13), np.uint16), tiled=False, compress=None)
     truncated.write_bytes(truncated.read_bytes()[:-300])
     faults["truncated"] = (truncated, "truncated: pixel data should end at byte")
-    corrupt = s.official_paths(raw, "ROIs1868_summer", 10, 11)["s2"]
+    corrupt = official_paths(raw, "ROIs1868_summer", 10, 11)["s2"]
     corrupt.write_bytes(b"\x00garbage" * 50)
     faults["corrupt"] = (corrupt, "not a readable GeoTIFF")
     return faults
@@ -161,7 +166,7 @@ def test_bad_files_error_lists_all_and_writes_no_store(tmp_path, raw):
     train_store = out / "data/05_model_input/train"
     before = {p.name: p.read_bytes() for p in train_store.iterdir()}
     faults = _break_files(raw)
-    with pytest.raises(s.DataError) as err:
+    with pytest.raises(DataError) as err:
         run(catalog)
     message = str(err.value)
     assert message.startswith("5 triplet(s) have bad files (5 problem(s))")
@@ -179,13 +184,13 @@ def _truncate(path: Path) -> None:
 
 
 def test_bad_files_skipped(tmp_path, raw, caplog):
-    _truncate(s.official_paths(raw, "ROIs1868_summer", 10, 2)["s2_cloudy"])
+    _truncate(official_paths(raw, "ROIs1868_summer", 10, 2)["s2_cloudy"])
     catalog = make_catalog(tmp_path / "out", project_params(root=str(raw), on_bad_file="skip"))
     with caplog.at_level(logging.WARNING):
         run(catalog)
     assert "skipping 1 bad triplet(s)" in caplog.text and "ROIs1868_summer_10_p2" in caplog.text
-    assert sum(len(catalog.load(f"{split}_triplets")) for split in s.SPLITS) == 7
-    assert sum(len(catalog.load(f"{split}_patches")) for split in s.SPLITS) == 6
+    assert sum(len(catalog.load(f"{split}_triplets")) for split in SPLITS) == 7
+    assert sum(len(catalog.load(f"{split}_patches")) for split in SPLITS) == 6
     report = catalog.load("triplet_validation")
     assert sum(report["n_bad_triplets"].values()) == 1
 
@@ -193,10 +198,10 @@ def test_bad_files_skipped(tmp_path, raw, caplog):
 def test_skip_that_empties_a_split_is_an_error(tmp_path, raw):
     catalog = make_catalog(tmp_path / "out", project_params(root=str(raw), on_bad_file="skip"))
     run(catalog, ["build_triplet_table", "split_triplets"])
-    smallest = min(s.SPLITS, key=lambda split: len(catalog.load(f"{split}_triplets")))
+    smallest = min(SPLITS, key=lambda split: len(catalog.load(f"{split}_triplets")))
     for path in catalog.load(f"{smallest}_triplets")["s2_path"]:
         Path(path).unlink()
-    with pytest.raises(s.DataError, match=rf"split\(s\) \['{smallest}'\] are empty after skipping"):
+    with pytest.raises(DataError, match=rf"split\(s\) \['{smallest}'\] are empty after skipping"):
         run(catalog)
     assert not (tmp_path / "out/data/05_model_input").exists()
 
@@ -204,7 +209,7 @@ def test_skip_that_empties_a_split_is_an_error(tmp_path, raw):
 def test_empty_root_and_empty_split(tmp_path):
     (tmp_path / "empty").mkdir()
     catalog = make_catalog(tmp_path / "out", project_params(root=str(tmp_path / "empty")))
-    with pytest.raises(s.DataError, match="no SEN12MS-CR data found") as err:
+    with pytest.raises(DataError, match="no SEN12MS-CR data found") as err:
         run(catalog)
     assert str(tmp_path / "empty") in str(err.value)
     # a file list without validation rows: empty split, named
@@ -214,7 +219,7 @@ def test_empty_root_and_empty_split(tmp_path):
     catalog = make_catalog(
         tmp_path / "out2", project_params(root=str(root), file_list=str(file_list))
     )
-    with pytest.raises(s.DataError, match=r"empty split\(s\) \['val', 'test'\]"):
+    with pytest.raises(DataError, match=r"empty split\(s\) \['val', 'test'\]"):
         run(catalog)
     assert not (tmp_path / "out2/data/05_model_input").exists()
 
@@ -243,14 +248,25 @@ def test_stale_report_is_refused(tmp_path, raw):
     run(catalog, ["build_triplet_table", "split_triplets", "validate_triplets"])
     train = catalog.load("train_triplets")
     catalog.save("train_triplets", train.iloc[:1])
-    with pytest.raises(s.DataError, match=r"does not describe the current \['train'\] list"):
+    with pytest.raises(DataError, match=r"does not describe the current \['train'\] list"):
         run(catalog, ["select_valid_triplets"])
 
 
 def test_bad_parameter(tmp_path, raw):
     catalog = make_catalog(tmp_path / "out", project_params(root=str(raw), on_bad_file="warn"))
-    with pytest.raises(s.DataError, match="on_bad_file must be one of"):
+    with pytest.raises(
+        ConfigError, match=r"data\.on_bad_file: expected one of \['error', 'skip'\]"
+    ):
         run(catalog)
+    assert not (tmp_path / "out" / "data").exists()  # stopped before any product
+
+
+def test_typo_rejected_before_any_file_is_scanned(tmp_path):
+    params = project_params(root=str(tmp_path / "absent"), cloud_treshold=0.9)
+    catalog = make_catalog(tmp_path / "out", params)
+    with pytest.raises(ConfigError, match=r"did you mean data\.cloud_threshold\?") as err:
+        run(catalog)  # not "data root does not exist": the parameters are checked first
+    assert "data.cloud_treshold: unknown parameter" in str(err.value)
 
 
 @pytest.mark.realdata
@@ -258,5 +274,5 @@ def test_real_samples_listed_split_and_validated(tmp_path, real_samples_root):
     catalog = make_catalog(tmp_path / "out", project_params(root=str(real_samples_root)))
     run(catalog, ["build_triplet_table", "split_triplets", "validate_triplets"])
     assert len(catalog.load("triplets")) == 22
-    assert sum(len(catalog.load(f"{s_}_triplets")) for s_ in s.SPLITS) == 22
+    assert sum(len(catalog.load(f"{s_}_triplets")) for s_ in SPLITS) == 22
     assert catalog.load("triplet_validation")["problems"] == []

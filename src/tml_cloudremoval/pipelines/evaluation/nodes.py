@@ -1,4 +1,4 @@
-"""Thin nodes: read parameters, call tml_cloudremoval.evaluation.evaluate / plots, return catalog data."""
+"""Thin nodes: validated ``params:evaluation`` in, tml_cloudremoval.evaluation does the work."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
-from tml_cloudremoval.evaluation import evaluate as evaluation
-from tml_cloudremoval.evaluation import plots
+from tml_cloudremoval.evaluation import evaluate, examples, plots
+from tml_cloudremoval.evaluation.config import EvaluationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -19,10 +20,9 @@ def evaluate_model(
     model: Any, test_patches: PatchStore, params: dict[str, Any]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics over the whole test split (full patches) and the per-patch table; logs a summary."""
-    metrics, per_patch = evaluation.evaluate_store(
-        model, test_patches, batch_size=int(params["batch_size"])
-    )
-    logger.info("Headline figures:\n%s", evaluation.headline(metrics))
+    cfg = EvaluationConfig.from_params(params)
+    metrics, per_patch = evaluate.evaluate_store(model, test_patches, batch_size=cfg.batch_size)
+    logger.info("Headline figures:\n%s", evaluate.headline(metrics))
     for note in metrics["notes"]:
         logger.warning("Evaluation note: %s", note)
     return metrics, per_patch
@@ -30,15 +30,14 @@ def evaluate_model(
 
 def plot_examples(model: Any, test_patches: PatchStore, params: dict[str, Any]) -> Figure:
     """A row of SAR VV, cloudy RGB, prediction, target and mask for a few test patches."""
-    indices = evaluation.select_examples(
-        test_patches, int(params["n_examples"]), params.get("example_indices")
-    )
-    return plots.plot_examples(evaluation.example_data(model, test_patches, indices))
+    cfg = EvaluationConfig.from_params(params)
+    indices = examples.select_examples(test_patches, cfg.n_examples, cfg.example_indices)
+    return plots.plot_examples(examples.example_data(model, test_patches, indices))
 
 
 def plot_band_errors(metrics: dict[str, Any]) -> Figure:
     """Per-band RMSE, model against the cloudy-input baseline."""
-    return plots.plot_band_errors(metrics, metrics.get("bands") or evaluation.TML_BAND_NAMES)
+    return plots.plot_band_errors(metrics, metrics.get("bands") or TML_BAND_NAMES)
 
 
 def plot_training_curves(training_summary: dict[str, Any]) -> Figure:

@@ -1,4 +1,4 @@
-"""sample_data pipeline: two independent, named nodes with persisted summaries."""
+"""sample_data pipeline: two independent, named nodes whose products are catalog folders."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 make_sample_sen12mscr,
-                ["params:sample_data.seed", "params:sample_data.sen12mscr"],
-                "sample_sen12mscr_summary",
+                "params:sample_data",
+                "sen12mscr_sample",
                 name="make_sample_sen12mscr",
             ),
             Node(
                 make_sample_tml_scene,
-                ["params:sample_data.seed", "params:sample_data.tml_scene"],
-                "sample_tml_scene_summary",
+                "params:sample_data",
+                "tml_scene_sample",
                 name="make_sample_tml_scene",
             ),
         ]

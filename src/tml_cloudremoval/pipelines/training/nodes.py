@@ -1,4 +1,4 @@
-"""Thin nodes of the training pipeline; the work is in ``tml_cloudremoval.training.loop``."""
+"""Thin nodes of the training pipeline; the work is in ``tml_cloudremoval.training``."""
 
 from __future__ import annotations
 
@@ -7,25 +7,32 @@ from typing import Any
 import keras
 
 from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.training.config import load_configs
 from tml_cloudremoval.training.loop import train
+from tml_cloudremoval.training.run_folder import RunFolder
 
 
 def train_model(
     train_patches: PatchStore,
     val_patches: PatchStore,
+    training_run: RunFolder,
     model: dict[str, Any],
     training: dict[str, Any],
 ) -> tuple[keras.Model, dict[str, Any]]:
-    """Train (or resume, see ``training.run_dir``) and return the product model and a summary.
+    """Train (or resume, or reuse: see ``training.if_finished``) and return the product model
+    and a summary.
 
     Args:
         train_patches: training store (random aligned crops, flips/rot90, reshuffled per epoch).
         val_patches: validation store (full patches, no augmentation), evaluated each epoch.
+        training_run: the run folder (catalog entry ``training_run``), read to resume and
+            written while training: checkpoints, log, final model.
         model: ``params:model`` (features, blocks, residual_scale, include_sar).
         training: ``params:training`` (see conf/base/parameters_training.yml).
 
     Returns:
         The float32 functional network (10 bands in and out, SAR at 40 m) and a JSON-able summary.
     """
-    result = train(train_patches, val_patches, model, training)
+    model_cfg, training_cfg = load_configs(model, training)  # ConfigError before any work
+    result = train(train_patches, val_patches, model_cfg, training_cfg, training_run)
     return result.model, result.summary

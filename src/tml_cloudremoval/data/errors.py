@@ -1,0 +1,9 @@
+"""The error of unusable input data (one class, shared by discovery, splits and checks)."""
+
+from __future__ import annotations
+
+__all__ = ["DataError"]
+
+
+class DataError(ValueError):
+    """The dataset as a whole is unusable: empty root, unreadable file list, empty split..."""

@@ -1,0 +1,24 @@
+"""``evaluation:`` parameters (conf/base/parameters_evaluation.yml), validated on entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tml_cloudremoval.config import bounds, from_params
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How the test split is evaluated and which patches the example figure shows."""
+
+    batch_size: int = field(default=4, metadata=bounds(1))
+    """Patches per forward pass (memory grows with it, not with the size of the test split)."""
+    n_examples: int = field(default=4, metadata=bounds(0))
+    """Test patches in evaluation_examples.png, spread over the range of cloud cover ..."""
+    example_indices: list[int] | None = field(default=None, metadata=bounds(0))
+    """... or exactly these store positions (column ``position`` of per_patch_metrics.csv)."""
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> EvaluationConfig:
+        return from_params(cls, params, "evaluation")

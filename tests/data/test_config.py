@@ -1,0 +1,102 @@
+"""data/config.py: the data and sample_data sections, defaults equal to the YAML, strict keys."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from tml_cloudremoval.config import ConfigError, defaults_of
+from tml_cloudremoval.data.checks import ON_BAD_FILE
+from tml_cloudremoval.data.config import (
+    DataConfig,
+    SampleDataConfig,
+    TmlSceneSampleConfig,
+    data_config,
+    sample_data_config,
+)
+from tml_cloudremoval.data.discovery import LAYOUTS
+from tml_cloudremoval.data.synthetic.spectra import SEASON_NAMES
+from tml_cloudremoval.sar import SAR_METHODS
+
+
+def _plain(value):
+    """Tuples as lists, recursively: how YAML spells a default."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def parameters(project_root: Path) -> dict:
+    loader = OmegaConfigLoader(str(project_root / "conf"), base_env="base", default_run_env="base")
+    return loader["parameters"]
+
+
+def test_yaml_defaults_are_the_dataclass_defaults(parameters):
+    assert _plain(defaults_of(DataConfig)) == parameters["data"]
+    assert _plain(defaults_of(SampleDataConfig)) == parameters["sample_data"]
+    assert data_config(parameters["data"]) == DataConfig()
+    assert sample_data_config(parameters["sample_data"]) == SampleDataConfig()
+
+
+def test_choices_are_the_modules_choices():
+    hints = typing.get_type_hints(DataConfig)
+    assert typing.get_args(hints["sar_method"]) == SAR_METHODS
+    assert typing.get_args(hints["on_bad_file"]) == ON_BAD_FILE
+    assert typing.get_args(hints["layout"]) == LAYOUTS
+    season = typing.get_type_hints(TmlSceneSampleConfig)["season"]
+    assert typing.get_args(season) == SEASON_NAMES
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"cloud_treshold": 0.9},
+            r"data\.cloud_treshold: unknown parameter \(did you mean data\.cloud_threshold\?\)",
+        ),
+        ({"cloud_threshold": 1.5}, r"data\.cloud_threshold: must be <= 1\.0"),
+        ({"cloud_threshold": 0}, r"data\.cloud_threshold: must be > 0\.0"),
+        ({"cloud_threshold": "0.2"}, r"data\.cloud_threshold: expected float"),
+        ({"workers": 0}, r"data\.workers: must be >= 1"),
+        ({"workers": 2.5}, r"data\.workers: expected int or null"),
+        ({"seed": "42"}, r"data\.seed: expected int"),
+        ({"on_bad_file": "warn"}, r"data\.on_bad_file: expected one of \['error', 'skip'\]"),
+        ({"sar_method": "median"}, r"data\.sar_method: expected one of \['mean', 'linear_power'\]"),
+        ({"layout": "flat"}, r"data\.layout: expected one of"),
+        ({"split": {"train": 0.8, "val": 0.2}}, r"data\.split: split fractions must sum to 1"),
+        ({"split": {"train": 0.9, "val": 0.1, "test": 0.0}}, r"data\.split\.test: must be > 0"),
+        (
+            {"split": {"train": 0.7, "val": 0.15, "tst": 0.15}},
+            r"data\.split\.tst: unknown .* data\.split\.test",
+        ),
+        ({"root": ""}, r"data\.root: must name a folder"),
+        ({"file_list": 3}, r"data\.file_list: expected str or null"),
+    ],
+)
+def test_data_faults_name_the_key(params, message):
+    with pytest.raises(ConfigError, match=message):
+        data_config(params)
+
+
+def test_every_fault_of_a_section_in_one_error():
+    with pytest.raises(ConfigError) as err:
+        sample_data_config({"seed": 1.5, "sen12mscr": {"patch_size": 30}, "tml_scene": {"x": 1}})
+    text = str(err.value)
+    assert "sample_data.seed: expected int" in text
+    assert "sample_data.sen12mscr.patch_size: must be a multiple of 4" in text
+    assert "sample_data.tml_scene.x: unknown parameter" in text
+
+
+def test_overrides_keep_the_other_defaults():
+    config = data_config(
+        {"root": "/data/SEN12MS-CR", "workers": 4, "split": {"train": 0.8, "val": 0.1, "test": 0.1}}
+    )
+    assert config.root == "/data/SEN12MS-CR" and config.workers == 4
+    assert (config.split.train, config.split.val, config.split.test) == (0.8, 0.1, 0.1)
+    assert config.cloud_threshold == 0.2 and config.layout == "auto"

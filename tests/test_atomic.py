@@ -1,0 +1,116 @@
+"""atomic.py: a product appears whole or not at all; the old version survives any failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tml_cloudremoval.atomic import (
+    atomic_file,
+    atomic_folder,
+    is_temporary,
+    temporary_sibling,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+
+def test_file_is_renamed_into_place_with_the_usual_mode(tmp_path):
+    target = tmp_path / "sub" / "a.txt"
+    with atomic_file(target) as tmp:
+        assert tmp.parent == target.parent and is_temporary(tmp) and not target.exists()
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.txt"]
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="boom"), atomic_file(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_a_writer_that_creates_nothing_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="created no file"), atomic_file(tmp_path / "x"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_suffix_is_kept_for_writers_that_insist_on_an_extension(tmp_path):
+    tmp = temporary_sibling(tmp_path / "m.keras", ".keras")
+    assert tmp.name.startswith(".m.keras.") and tmp.name.endswith(".tmp.keras")
+    assert temporary_sibling(tmp_path / "m") != temporary_sibling(tmp_path / "m")
+
+
+def test_folder_is_replaced_as_a_whole(tmp_path):
+    target = tmp_path / "store"
+    target.mkdir()
+    (target / "old.npy").write_text("old")
+    with atomic_folder(target) as tmp:
+        (tmp / "new.npy").write_text("new")
+        assert (target / "old.npy").exists()  # untouched while the new one is written
+    assert sorted(p.name for p in target.iterdir()) == ["new.npy"]
+    assert [p.name for p in tmp_path.iterdir()] == ["store"]
+
+
+def test_durable_folder_is_flushed_before_the_rename(tmp_path, monkeypatch):
+    import tml_cloudremoval.atomic as atomic
+
+    flushed = []
+    monkeypatch.setattr(atomic, "fsync_tree", lambda p: flushed.append(sorted(os.listdir(p))))
+    with atomic_folder(tmp_path / "ckpt", durable=True) as tmp:
+        (tmp / "w.h5").write_text("w")
+    assert flushed == [["w.h5"]]  # the new folder's content, while it was still temporary
+    assert (tmp_path / "ckpt" / "w.h5").read_text() == "w"
+
+
+def test_failed_folder_keeps_the_old_one(tmp_path):
+    target = tmp_path / "store"
+    target.mkdir()
+    (target / "old.npy").write_text("old")
+    with pytest.raises(ValueError), atomic_folder(target) as tmp:
+        (tmp / "new.npy").write_text("new")
+        raise ValueError
+    assert sorted(p.name for p in target.iterdir()) == ["old.npy"]
+    assert [p.name for p in tmp_path.iterdir()] == ["store"]
+
+
+def test_text_and_json(tmp_path):
+    import numpy as np
+
+    write_text_atomic(tmp_path / "t.txt", "hello")
+    write_json_atomic(tmp_path / "j.json", {"a": np.float32(1.5), "p": tmp_path})
+    assert (tmp_path / "t.txt").read_text() == "hello"
+    assert json.loads((tmp_path / "j.json").read_text()) == {"a": 1.5, "p": str(tmp_path)}
+
+
+def test_sigkill_during_a_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    code = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from tml_cloudremoval.atomic import atomic_file
+        with atomic_file({str(target)!r}) as tmp:
+            tmp.write_text("half")
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert target.read_text() == "old"
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "a.txt"]
+    assert len(leftovers) == 1 and is_temporary(leftovers[0])  # a hidden sibling, never the product

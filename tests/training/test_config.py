@@ -1,0 +1,85 @@
+"""Training settings: YAML defaults = dataclass defaults; every bad key, type and range named."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tml_cloudremoval.config import ConfigError, defaults_of
+from tml_cloudremoval.models.losses import LOSSES
+from tml_cloudremoval.training.config import LossName, ModelConfig, TrainingConfig, load_configs
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _yaml(env: str) -> dict:
+    return yaml.safe_load((CONF / env / "parameters_training.yml").read_text())
+
+
+def test_dataclass_defaults_are_the_yaml_defaults():
+    base = _yaml("base")
+    assert defaults_of(ModelConfig) == base["model"]
+    assert defaults_of(TrainingConfig) == base["training"]
+    assert "run_dir" not in base["training"]  # the run folder is the catalog's training_run
+
+
+def test_the_demo_overrides_are_valid_settings():
+    base, demo = _yaml("base"), _yaml("demo")
+    model, training = load_configs(
+        {**base["model"], **demo["model"]}, {**base["training"], **demo["training"]}
+    )
+    assert (model.features, model.blocks) == (32, 6)
+    assert training.epochs == 12 and training.steps_per_epoch is None
+
+
+def test_missing_keys_take_the_defaults():
+    model, training = load_configs(None, {"epochs": 3})
+    assert model == ModelConfig()
+    assert training.epochs == 3 and training.learning_rate == 7e-5
+
+
+def test_the_loss_choices_are_the_losses_module():
+    assert typing.get_args(LossName) == LOSSES
+
+
+@pytest.mark.parametrize(
+    ("training", "named"),
+    [
+        ({"epoch": 3}, r"training\.epoch: unknown parameter \(did you mean training\.epochs\?\)"),
+        ({"learning_rate": -1}, r"training\.learning_rate: must be > 0"),
+        ({"learning_rate": "fast"}, r"training\.learning_rate: expected float"),
+        ({"epochs": -1}, r"training\.epochs: must be >= 1"),
+        ({"epochs": 2.5}, r"training\.epochs: expected int"),
+        ({"epochs": True}, r"training\.epochs: expected int"),
+        ({"batch_size": 0}, r"training\.batch_size: must be >= 1"),
+        ({"crop_size": 10}, r"training\.crop_size: must be a multiple of 4"),
+        ({"crop_size": 0}, r"training\.crop_size: must be >= 4"),
+        ({"loss": "l2"}, r"training\.loss: expected one of \['carl', 'l1'\]"),
+        ({"distribution": "gpu"}, r"training\.distribution: expected one of"),
+        ({"if_finished": "ask"}, r"training\.if_finished: expected one of"),
+        ({"steps_per_epoch": 0}, r"training\.steps_per_epoch: must be >= 1"),
+        ({"keep_checkpoints": -2}, r"training\.keep_checkpoints: must be >= 1"),
+        ({"beta_1": 1.0}, r"training\.beta_1: must be < 1"),
+        ({"verbose": 3}, r"training\.verbose: must be <= 2"),
+        ({"run_dir": "x"}, r"training\.run_dir: unknown parameter"),
+    ],
+)
+def test_a_bad_training_parameter_is_rejected_naming_it(training, named):
+    with pytest.raises(ConfigError, match=named):
+        load_configs({}, training)
+
+
+def test_every_fault_of_both_sections_in_one_error():
+    with pytest.raises(ConfigError) as caught:
+        load_configs({"filters": 3, "blocks": -1}, {"epochs": 0, "seed": -5})
+    message = str(caught.value)
+    for key in ("model.filters", "model.blocks", "training.epochs", "training.seed"):
+        assert key in message, key
+
+
+def test_configs_are_frozen():
+    with pytest.raises(AttributeError):
+        TrainingConfig().epochs = 3  # type: ignore[misc]
