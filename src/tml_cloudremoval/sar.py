@@ -131,47 +131,69 @@ def warp_sar_to_grid(
         raise ValueError(f"strip_rows must be >= 1, got {strip_rows}")
     out = np.full((len(S1_BAND_NAMES), dst_height, dst_width), np.nan, dtype=np.float32)
     with rasterio.open(src_path) as src:
-        if src.count != len(S1_BAND_NAMES):
-            raise ValueError(
-                f"{src_path}: SAR file has {src.count} bands, expected {len(S1_BAND_NAMES)} "
-                f"({', '.join(S1_BAND_NAMES)} in dB)"
-            )
-        if src.crs is None:
-            raise ValueError(f"{src_path}: SAR file has no CRS; cannot place it on the scene")
-        dst_bounds = rasterio.transform.array_bounds(dst_height, dst_width, dst_transform)
-        if _source_window(src, transform_bounds(dst_crs, src.crs, *dst_bounds)) is None:
-            raise ValueError(
-                f"{src_path}: SAR footprint {tuple(round(v, 1) for v in src.bounds)} "
-                f"({src.crs}) does not overlap the optical scene"
-            )
-        nodata = src.nodata
+        _check_source(src, src_path, dst_crs, dst_transform, dst_height, dst_width)
         for row in range(0, dst_height, strip_rows):
             rows = min(strip_rows, dst_height - row)
             strip_transform = dst_transform @ Affine.translation(0, row)
             strip_bounds = rasterio.transform.array_bounds(rows, dst_width, strip_transform)
             window = _source_window(src, transform_bounds(dst_crs, src.crs, *strip_bounds))
-            if window is None:
-                continue
-            data = src.read(window=window, out_dtype=np.float32)
-            if nodata is not None and not np.isnan(nodata):
-                data[data == np.float32(nodata)] = np.nan
-            if method == "linear_power":
-                data = db_to_linear(data)
-            strip = out[:, row : row + rows]
-            reproject(
-                source=data,
-                destination=strip,
-                src_transform=src.window_transform(window),
-                src_crs=src.crs,
-                src_nodata=np.nan,
-                dst_transform=strip_transform,
-                dst_crs=dst_crs,
-                dst_nodata=np.nan,
-                resampling=Resampling.average,
-                # Per-band nodata: a NaN pixel is left out of its block's average instead of
-                # making the whole average NaN.
-                UNIFIED_SRC_NODATA="NO",
-            )
+            if window is not None:
+                _warp_strip(src, window, out[:, row : row + rows], strip_transform, dst_crs, method)
     if method == "linear_power":
         out = linear_to_db(out)
     return np.moveaxis(out, 0, -1)
+
+
+def _check_source(
+    src: rasterio.DatasetReader,
+    src_path: str | os.PathLike,
+    dst_crs: rasterio.crs.CRS | str,
+    dst_transform: Affine,
+    dst_height: int,
+    dst_width: int,
+) -> None:
+    """``ValueError`` naming the file unless it holds 2 bands, a CRS, and overlaps the grid."""
+    if src.count != len(S1_BAND_NAMES):
+        raise ValueError(
+            f"{src_path}: SAR file has {src.count} bands, expected {len(S1_BAND_NAMES)} "
+            f"({', '.join(S1_BAND_NAMES)} in dB)"
+        )
+    if src.crs is None:
+        raise ValueError(f"{src_path}: SAR file has no CRS; cannot place it on the scene")
+    dst_bounds = rasterio.transform.array_bounds(dst_height, dst_width, dst_transform)
+    if _source_window(src, transform_bounds(dst_crs, src.crs, *dst_bounds)) is None:
+        raise ValueError(
+            f"{src_path}: SAR footprint {tuple(round(v, 1) for v in src.bounds)} "
+            f"({src.crs}) does not overlap the optical scene"
+        )
+
+
+def _warp_strip(
+    src: rasterio.DatasetReader,
+    window: Window,
+    strip: np.ndarray,
+    strip_transform: Affine,
+    dst_crs: rasterio.crs.CRS | str,
+    method: SarMethod,
+) -> None:
+    """Average the source ``window`` into ``strip`` (C, rows, W), in place (linear power for
+    ``"linear_power"``); source nodata and NaN pixels are left out of each average."""
+    data = src.read(window=window, out_dtype=np.float32)
+    if src.nodata is not None and not np.isnan(src.nodata):
+        data[data == np.float32(src.nodata)] = np.nan
+    if method == "linear_power":
+        data = db_to_linear(data)
+    reproject(
+        source=data,
+        destination=strip,
+        src_transform=src.window_transform(window),
+        src_crs=src.crs,
+        src_nodata=np.nan,
+        dst_transform=strip_transform,
+        dst_crs=dst_crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.average,
+        # Per-band nodata: a NaN pixel is left out of its block's average instead of
+        # making the whole average NaN.
+        UNIFIED_SRC_NODATA="NO",
+    )

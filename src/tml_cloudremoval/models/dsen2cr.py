@@ -27,6 +27,21 @@ from keras import layers
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
 
 
+def _conv3x3(
+    filters: int, name: str, dtype: str | None, activation: str | None = None
+) -> layers.Conv2D:
+    """A 3x3, stride-1, "same"-padded convolution with He-uniform initialisation."""
+    return layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        activation=activation,
+        kernel_initializer="he_uniform",
+        name=name,
+        dtype=dtype,
+    )
+
+
 def build_dsen2cr(
     features: int = 64,
     blocks: int = 16,
@@ -61,19 +76,6 @@ def build_dsen2cr(
     if features < 1 or blocks < 0:
         raise ValueError(f"features must be >= 1 and blocks >= 0, got {features}, {blocks}")
 
-    def conv(
-        filters: int, name: str, activation: str | None = None, layer_dtype: str | None = dtype
-    ) -> layers.Conv2D:
-        return layers.Conv2D(
-            filters,
-            3,
-            padding="same",
-            activation=activation,
-            kernel_initializer="he_uniform",
-            name=name,
-            dtype=layer_dtype,
-        )
-
     optical = keras.Input(shape=(None, None, optical_bands), name="optical")
     inputs: dict[str, keras.KerasTensor] = {"optical": optical}
     x = optical
@@ -84,13 +86,13 @@ def build_dsen2cr(
         sar_10m = layers.UpSampling2D(sar_factor, interpolation="nearest", name="sar_to_10m")(sar)
         x = layers.Concatenate(axis=-1, name="stack", dtype=dtype)([optical, sar_10m])
 
-    x = conv(features, "head", activation="relu")(x)
+    x = _conv3x3(features, "head", dtype, activation="relu")(x)
     for i in range(blocks):
-        r = conv(features, f"block{i}_conv1", activation="relu")(x)
-        r = conv(features, f"block{i}_conv2")(r)
+        r = _conv3x3(features, f"block{i}_conv1", dtype, activation="relu")(x)
+        r = _conv3x3(features, f"block{i}_conv2", dtype)(r)
         r = layers.Rescaling(residual_scale, name=f"block{i}_scale", dtype=dtype)(r)
         x = layers.Add(name=f"block{i}_add", dtype=dtype)([x, r])
-    correction = conv(optical_bands, "tail", layer_dtype="float32")(x)
+    correction = _conv3x3(optical_bands, "tail", "float32")(x)
     output = layers.Add(name="long_skip", dtype="float32")([optical, correction])
     return keras.Model(inputs=inputs, outputs=output, name=name)
 
