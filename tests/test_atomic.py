@@ -67,7 +67,7 @@ def test_folder_is_replaced_as_a_whole(tmp_path):
 
 
 def test_durable_folder_is_flushed_before_the_rename(tmp_path, monkeypatch):
-    import tml_cloudremoval.atomic as atomic
+    from tml_cloudremoval import atomic
 
     flushed = []
     monkeypatch.setattr(atomic, "fsync_tree", lambda p: flushed.append(sorted(os.listdir(p))))

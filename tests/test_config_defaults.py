@@ -25,6 +25,7 @@ CONFIGS = [
     ("model", "tml_cloudremoval.training.config:ModelConfig"),
     ("training", "tml_cloudremoval.training.config:TrainingConfig"),
     ("evaluation", "tml_cloudremoval.evaluation.config:EvaluationConfig"),
+    ("inference", "tml_cloudremoval.inference.config:InferenceConfig"),
 ]
 
 

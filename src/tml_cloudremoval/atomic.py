@@ -43,6 +43,18 @@ def is_temporary(path: str | os.PathLike) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name one file: equal resolved paths (symlinks, ``..``) or, for
+    files that exist, the same inode (hard links). Writers use it to refuse overwriting an input."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Flush a folder's entries (a rename) to disk where the OS allows it."""
     try:

@@ -24,7 +24,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from tml_cloudremoval.atomic import atomic_file
+from tml_cloudremoval.atomic import atomic_file, same_file
 
 __all__ = [
     "RasterError",
@@ -227,13 +227,6 @@ def read_raster(
     return image
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def geotiff_profile(
     height: int,
     width: int,
@@ -296,8 +289,7 @@ def write_geotiff_atomic(
     """
     path = Path(path)
     for source in inputs:
-        source = Path(source)
-        if path.resolve() == source.resolve() or _same_file(path, source):
+        if same_file(path, source):
             raise RasterError(path, f"refusing to overwrite an input file ({source})")
     array = np.asarray(array)
     if array.ndim == 2:

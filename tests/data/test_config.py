@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from tml_cloudremoval.config import ConfigError, defaults_of
+from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.data.checks import ON_BAD_FILE
 from tml_cloudremoval.data.config import (
     DataConfig,
-    SampleDataConfig,
     TmlSceneSampleConfig,
     data_config,
     sample_data_config,
@@ -35,13 +34,6 @@ def _plain(value):
 def parameters(project_root: Path) -> dict:
     loader = OmegaConfigLoader(str(project_root / "conf"), base_env="base", default_run_env="base")
     return loader["parameters"]
-
-
-def test_yaml_defaults_are_the_dataclass_defaults(parameters):
-    assert _plain(defaults_of(DataConfig)) == parameters["data"]
-    assert _plain(defaults_of(SampleDataConfig)) == parameters["sample_data"]
-    assert data_config(parameters["data"]) == DataConfig()
-    assert sample_data_config(parameters["sample_data"]) == SampleDataConfig()
 
 
 def test_choices_are_the_modules_choices():

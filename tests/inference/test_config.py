@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from tml_cloudremoval.config import ConfigError, defaults_of
-from tml_cloudremoval.inference.config import InferenceConfig, inference_config
+from tml_cloudremoval.config import ConfigError
+from tml_cloudremoval.inference.config import inference_config
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -16,11 +16,6 @@ PROJECT = Path(__file__).resolve().parents[2]
 def yaml_params() -> dict:
     loader = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")
     return dict(loader["parameters"]["inference"])
-
-
-def test_yaml_defaults_equal_code_defaults():
-    assert yaml_params() == defaults_of(InferenceConfig)
-    assert inference_config(yaml_params()) == InferenceConfig()
 
 
 @pytest.mark.parametrize(

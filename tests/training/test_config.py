@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tml_cloudremoval.config import ConfigError, defaults_of
+from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.models.losses import LOSSES
 from tml_cloudremoval.training.config import LossName, ModelConfig, TrainingConfig, load_configs
 
@@ -17,13 +17,6 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 def _yaml(env: str) -> dict:
     return yaml.safe_load((CONF / env / "parameters_training.yml").read_text())
-
-
-def test_dataclass_defaults_are_the_yaml_defaults():
-    base = _yaml("base")
-    assert defaults_of(ModelConfig) == base["model"]
-    assert defaults_of(TrainingConfig) == base["training"]
-    assert "run_dir" not in base["training"]  # the run folder is the catalog's training_run
 
 
 def test_the_demo_overrides_are_valid_settings():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tml_cloudremoval.atomic import same_file
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.reader import ScenePair, inspect_scene
 
@@ -120,18 +121,6 @@ def check_scenes(scenes: Sequence[SceneSource]) -> list[ScenePair]:
             "was predicted:\n  " + "\n  ".join(problems)
         )
     return pairs
-
-
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` name one file: equal resolved paths (symlinks, ``..``) or, for
-    files that exist, the same inode (hard links)."""
-    a, b = Path(a), Path(b)
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def target_faults(
