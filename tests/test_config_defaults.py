@@ -8,36 +8,30 @@ in the YAML (documented where users look), and the YAML has no key the code does
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from pathlib import Path
 
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from tml_cloudremoval.config import ConfigError, defaults_of, from_params
+from tml_cloudremoval.config import (
+    SECTIONS,
+    ConfigError,
+    config_class,
+    defaults_of,
+    from_params,
+    validate_sections,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
-# (parameter section, "module:Class") of every validated config object.
-CONFIGS = [
-    ("sample_data", "tml_cloudremoval.data.config:SampleDataConfig"),
-    ("data", "tml_cloudremoval.data.config:DataConfig"),
-    ("model", "tml_cloudremoval.training.config:ModelConfig"),
-    ("training", "tml_cloudremoval.training.config:TrainingConfig"),
-    ("evaluation", "tml_cloudremoval.evaluation.config:EvaluationConfig"),
-    ("inference", "tml_cloudremoval.inference.config:InferenceConfig"),
-]
+CONFIGS = sorted(SECTIONS.items())
+"""(parameter section, "module:Class") of every validated config object."""
 
 
 @pytest.fixture(scope="module")
 def base_params():
     loader = OmegaConfigLoader(str(CONF), base_env="base", default_run_env="base")
     return loader["parameters"]
-
-
-def _cls(target: str):
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _plain(value):
@@ -53,7 +47,7 @@ def _plain(value):
 
 @pytest.mark.parametrize(("section", "target"), CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_code_defaults_equal_the_yaml(base_params, section, target):
-    cls = _cls(target)
+    cls = config_class(section)
     yaml_section = base_params[section]
     assert sorted(yaml_section) == sorted(f.name for f in dataclasses.fields(cls))
     assert _plain(from_params(cls, yaml_section, section)) == _plain(cls())
@@ -62,8 +56,27 @@ def test_code_defaults_equal_the_yaml(base_params, section, target):
 
 @pytest.mark.parametrize(("section", "target"), CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_a_misspelt_key_is_rejected_naming_it(base_params, section, target):
-    cls = _cls(target)
+    cls = config_class(section)
     key = next(iter(base_params[section]))
     typo = key[:-1] + ("x" if key[-1] != "x" else "y")
     with pytest.raises(ConfigError, match=rf"{section}\.{typo}: unknown parameter"):
         from_params(cls, {**base_params[section], typo: 1}, section)
+
+
+def test_every_section_of_the_yaml_has_a_config_object(base_params):
+    assert sorted(base_params) == sorted(SECTIONS)
+    validate_sections(base_params)  # the shipped defaults are valid
+
+
+def test_faults_of_several_sections_come_in_one_error(base_params):
+    params = {
+        **base_params,
+        "training": {**base_params["training"], "learning_rate": -1},
+        "inference": {**base_params["inference"], "tilesize": 64},
+    }
+    with pytest.raises(ConfigError) as err:
+        validate_sections(params)
+    assert "training.learning_rate" in str(err.value)
+    assert "inference.tilesize: unknown parameter (did you mean inference.tile_size?)" in str(
+        err.value
+    )

@@ -77,6 +77,39 @@ def test_viz_build(tmp_path):
     assert (copy / "build" / "index.html").is_file()
     main = json.loads((copy / "build" / "api" / "main").read_text())
     assert pipeline_ids(main) >= PIPELINES | {"__default__"}
+    # The lineage reaches the products: triplet table -> ... -> model -> cloud-free scenes.
+    path = lineage(main, "triplets", "cloudfree_scenes")
+    assert path is not None, "no path from triplets to cloudfree_scenes in the lineage"
+    assert {"train_patches", "dsen2cr_model", "train_model", "predict_cloudfree_scenes"} <= set(
+        path
+    )
+    assert lineage(main, "cloudfree_scenes", "scene_quicklooks") is not None
+    assert lineage(main, "training_run", "dsen2cr_model") is not None
+
+
+def lineage(main: dict, source: str, target: str) -> list[str] | None:
+    """Names along one path of kedro-viz edges from dataset ``source`` to ``target`` (BFS)."""
+    names = {n["id"]: n["name"] for n in main["nodes"]}
+    ids = {name: node_id for node_id, name in names.items()}
+    following: dict[str, list[str]] = {}
+    for edge in main["edges"]:
+        following.setdefault(edge["source"], []).append(edge["target"])
+    start, goal = ids.get(source), ids.get(target)
+    came_from: dict[str, str | None] = {start: None}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        if node == goal:
+            path = []
+            while node is not None:
+                path.append(names[node])
+                node = came_from[node]
+            return path[::-1]
+        for nxt in following.get(node, []):
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return None
 
 
 def stop_group(proc: subprocess.Popen) -> list[psutil.Process]:

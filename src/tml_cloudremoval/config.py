@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import types
 import typing
 from collections.abc import Mapping
@@ -190,3 +191,37 @@ def defaults_of(cls: type) -> dict[str, Any]:
             continue
         out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
     return out
+
+
+SECTIONS: dict[str, str] = {
+    "sample_data": "tml_cloudremoval.data.config:SampleDataConfig",
+    "data": "tml_cloudremoval.data.config:DataConfig",
+    "model": "tml_cloudremoval.training.config:ModelConfig",
+    "training": "tml_cloudremoval.training.config:TrainingConfig",
+    "evaluation": "tml_cloudremoval.evaluation.config:EvaluationConfig",
+    "inference": "tml_cloudremoval.inference.config:InferenceConfig",
+}
+"""Every parameter section (one ``conf/base/parameters_<pipeline>.yml`` each, training has two)
+and its config class, as ``module:Class`` (imported when needed)."""
+
+
+def config_class(section: str) -> type:
+    """The config class of ``section`` (see :data:`SECTIONS`)."""
+    module, name = SECTIONS[section].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def validate_sections(params: Mapping[str, Any]) -> None:
+    """Validate every known section present in ``params`` (all of a run's parameters).
+
+    Raises one :class:`ConfigError` with the faults of all sections, each naming its key.
+    """
+    faults = []
+    for section in SECTIONS:
+        if section in params:
+            try:
+                from_params(config_class(section), params[section], section)
+            except ConfigError as exc:
+                faults.append(str(exc).removeprefix("invalid parameters: "))
+    if faults:
+        raise ConfigError("invalid parameters: " + "; ".join(faults))

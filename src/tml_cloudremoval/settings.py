@@ -12,3 +12,8 @@ CONFIG_LOADER_ARGS = {
     # An env (e.g. conf/demo) overrides single keys such as training.epochs, not whole sections.
     "merge_strategy": {"parameters": "soft"},
 }
+
+from tml_cloudremoval.hooks import ValidateParameters  # noqa: E402
+
+# Every parameter section is validated before the first node of any run (hooks.py).
+HOOKS = (ValidateParameters(),)

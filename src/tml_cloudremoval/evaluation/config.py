@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ class EvaluationConfig:
     example_indices: list[int] | None = field(default=None, metadata=bounds(0))
     """... or exactly these store positions (column ``position`` of per_patch_metrics.csv)."""
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> EvaluationConfig:
-        return from_params(cls, params, "evaluation")
+
+def evaluation_config(params: Mapping[str, Any] | None) -> EvaluationConfig:
+    """``params:evaluation`` -> :class:`EvaluationConfig`; raises ``ConfigError`` naming the key."""
+    return from_params(EvaluationConfig, params, "evaluation")

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.evaluation import evaluate, examples, plots
-from tml_cloudremoval.evaluation.config import EvaluationConfig
+from tml_cloudremoval.evaluation.config import evaluation_config
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def evaluate_model(
     model: Any, test_patches: PatchStore, params: dict[str, Any]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics over the whole test split (full patches) and the per-patch table; logs a summary."""
-    cfg = EvaluationConfig.from_params(params)
+    cfg = evaluation_config(params)
     metrics, per_patch = evaluate.evaluate_store(model, test_patches, batch_size=cfg.batch_size)
     logger.info("Headline figures:\n%s", evaluate.headline(metrics))
     for note in metrics["notes"]:
@@ -30,7 +30,7 @@ def evaluate_model(
 
 def plot_examples(model: Any, test_patches: PatchStore, params: dict[str, Any]) -> Figure:
     """A row of SAR VV, cloudy RGB, prediction, target and mask for a few test patches."""
-    cfg = EvaluationConfig.from_params(params)
+    cfg = evaluation_config(params)
     indices = examples.select_examples(test_patches, cfg.n_examples, cfg.example_indices)
     return plots.plot_examples(examples.example_data(model, test_patches, indices))
 
