@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import chain
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset
 
 from tml_cloudremoval.data.patch_store import ARRAYS, PatchStore, write_patch_store
+from tml_cloudremoval.datasets.folder import FolderDataset
 
 
-class PatchStoreDataset(AbstractDataset[Any, PatchStore]):
+class PatchStoreDataset(FolderDataset[Any, PatchStore]):
     """A patch store folder (``s2_cloudy.npy``, ``s2.npy``, ``s1.npy``, ``mask.npy``,
     ``index.csv``, ``meta.json``).
 
@@ -35,16 +34,6 @@ class PatchStoreDataset(AbstractDataset[Any, PatchStore]):
     ``height`` and ``width`` (else taken from the first sample), or a :class:`PatchStore`
     (copied).
     """
-
-    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        """``filepath``: the store folder (relative to the project root or absolute);
-        ``metadata``: free-form (e.g. kedro-viz layer), ignored by the dataset."""
-        self._filepath = PurePosixPath(filepath)
-        self.metadata = metadata
-
-    @property
-    def _path(self) -> Path:
-        return Path(self._filepath)
 
     def load(self) -> PatchStore:
         return PatchStore.open(self._path)
@@ -84,6 +73,3 @@ class PatchStoreDataset(AbstractDataset[Any, PatchStore]):
 
     def _exists(self) -> bool:
         return (self._path / "meta.json").is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
 from tml_cloudremoval.atomic import is_temporary
+from tml_cloudremoval.datasets.folder import FolderDataset
 from tml_cloudremoval.inference.inputs import refuse_targets
 
 _SCENE_ID = re.compile(r"^[^/\\\x00]+$")
 
 
-class ProductFolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Callable[[], Any]]]):
+class ProductFolderDataset(FolderDataset[Mapping[str, Any], dict[str, Callable[[], Any]]]):
     """A folder of ``<scene_id><suffix>`` product files (see the module docstring).
 
     Subclasses set ``DEFAULT_SUFFIX``, ``LOAD_MODES`` (the first is the default) and
@@ -50,7 +51,7 @@ class ProductFolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Callable
         """``filepath``: the folder (relative to the project root or absolute); ``suffix``: file
         name after the scene id; ``load_args``: ``{"mode": one of LOAD_MODES}``; ``metadata``:
         free-form (e.g. kedro-viz layer), ignored by the dataset."""
-        self._filepath = PurePosixPath(filepath)
+        super().__init__(filepath=filepath, metadata=metadata)
         self._suffix = self.DEFAULT_SUFFIX if suffix is None else suffix
         self._load_args = dict(load_args or {})
         unknown = set(self._load_args) - {"mode"}
@@ -61,21 +62,16 @@ class ProductFolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Callable
                 f"{' | '.join(self.LOAD_MODES)}}}, got {self._load_args}"
             )
         self._mode = mode
-        self.metadata = metadata
-
-    @property
-    def _folder(self) -> Path:
-        return Path(self._filepath)
 
     def path_of(self, scene_id: str) -> Path:
         """The file of ``scene_id`` in this folder."""
-        return self._folder / f"{scene_id}{self._suffix}"
+        return self._path / f"{scene_id}{self._suffix}"
 
     def scene_ids(self) -> list[str]:
         """Scene ids of the product files now in the folder, sorted (temporary files skipped)."""
-        if not self._folder.is_dir():
+        if not self._path.is_dir():
             return []
-        names = (p.name for p in self._folder.iterdir() if p.is_file() and not is_temporary(p))
+        names = (p.name for p in self._path.iterdir() if p.is_file() and not is_temporary(p))
         cut = len(self._suffix)
         return sorted(n[: len(n) - cut] for n in names if n.endswith(self._suffix) and len(n) > cut)
 
@@ -83,13 +79,13 @@ class ProductFolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Callable
         raise NotImplementedError
 
     def load(self) -> dict[str, Callable[[], Any]]:
-        if not self._folder.is_dir():
-            raise DatasetError(f"{self._folder}: product folder does not exist (run the pipeline)")
+        if not self._path.is_dir():
+            raise DatasetError(f"{self._path}: product folder does not exist (run the pipeline)")
         return {sid: ProductLoader(self, self.path_of(sid)) for sid in self.scene_ids()}
 
     def save(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
-            raise DatasetError(f"{self._folder}: save takes {{scene_id: lazy product}}")
+            raise DatasetError(f"{self._path}: save takes {{scene_id: lazy product}}")
         bad = [
             repr(k) for k, v in data.items()
             if not (isinstance(k, str) and _SCENE_ID.match(k))
@@ -97,12 +93,12 @@ class ProductFolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Callable
         ]  # fmt: skip
         if bad:
             raise DatasetError(
-                f"{self._folder}: scene ids must be file-name parts and products need "
+                f"{self._path}: scene ids must be file-name parts and products need "
                 f"'sources' and 'write(path)'; faulty: {', '.join(bad)}"
             )
         targets = {sid: self.path_of(sid) for sid in data}
         refuse_targets(targets, [s for product in data.values() for s in product.sources])
-        self._folder.mkdir(parents=True, exist_ok=True)
+        self._path.mkdir(parents=True, exist_ok=True)
         for sid, product in data.items():
             product.write(targets[sid])
 

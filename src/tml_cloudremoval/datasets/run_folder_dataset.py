@@ -19,26 +19,20 @@ epoch, a DataFrame), ``.finished()`` (the summary of a finished run), ``.checkpo
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
 
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
+from tml_cloudremoval.datasets.folder import FolderDataset
 from tml_cloudremoval.training.run_folder import RunFolder
 
 
-class RunFolderDataset(AbstractDataset[Any, RunFolder]):
+class RunFolderDataset(FolderDataset[Any, RunFolder]):
     """A training run folder (``checkpoints/``, ``training_log.csv``, ``tensorboard/``,
     ``final_model.keras``, ``FINISHED.json``; see ``training.run_folder``)."""
 
-    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        """``filepath``: the run folder (relative to the project root or absolute);
-        ``metadata``: free-form (e.g. kedro-viz layer), ignored by the dataset."""
-        self._filepath = PurePosixPath(filepath)
-        self.metadata = metadata
-
     def load(self) -> RunFolder:
-        return RunFolder(Path(self._filepath))
+        return RunFolder(self._path)
 
     def save(self, data: Any) -> NoReturn:
         raise DatasetError(
@@ -46,9 +40,3 @@ class RunFolderDataset(AbstractDataset[Any, RunFolder]):
             "(tml_cloudremoval.training.loop.train) while it trains, not saved as a whole; "
             "use training_run as an input of the node that trains"
         )
-
-    def _exists(self) -> bool:
-        return Path(self._filepath).is_dir()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}

@@ -21,11 +21,10 @@ SEN12MS-CR triplet table, or the TML scene's file paths.
 from __future__ import annotations
 
 import logging
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset
 
 from tml_cloudremoval.data.discovery import discover_triplets
 from tml_cloudremoval.data.synthetic.sample_folder import (
@@ -36,26 +35,17 @@ from tml_cloudremoval.data.synthetic.sample_folder import (
 )
 from tml_cloudremoval.data.synthetic.sen12mscr_sample import SEN12MSCR_KIND
 from tml_cloudremoval.data.synthetic.tml_scene import TML_SCENE_FILES, TML_SCENE_KIND
+from tml_cloudremoval.datasets.folder import FolderDataset
 
 __all__ = ["SampleFolderDataset", "Sen12mscrSampleDataset", "TmlSceneSampleDataset"]
 
 log = logging.getLogger(__name__)
 
 
-class SampleFolderDataset(AbstractDataset[SampleProduct, Any]):
+class SampleFolderDataset(FolderDataset[SampleProduct, Any]):
     """A folder the sample generator writes as a whole (``kind`` names the product)."""
 
     kind: str = ""
-
-    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        """``filepath``: the product folder (relative to the project root or absolute);
-        ``metadata``: free-form (e.g. kedro-viz layer), ignored by the dataset."""
-        self._filepath = PurePosixPath(filepath)
-        self.metadata = metadata
-
-    @property
-    def _path(self) -> Path:
-        return Path(self._filepath)
 
     def save(self, data: SampleProduct) -> None:
         if getattr(data, "kind", None) != self.kind or not hasattr(data, "write_into"):

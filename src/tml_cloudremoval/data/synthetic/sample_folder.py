@@ -12,6 +12,7 @@ not write is never touched (the generator must never write into a user's real da
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -65,6 +66,24 @@ class SampleProduct(Protocol):
 def jsonable(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` as plain JSON types (tuples become lists), as a manifest holds them."""
     return json.loads(json.dumps(dict(settings)))
+
+
+class SeededSample:
+    """Mixin of the two sample products: a ``seed`` and a frozen ``config`` dataclass whose
+    ``overwrite`` flag says whether to rewrite a folder that is up to date."""
+
+    seed: int
+    config: Any
+
+    @property
+    def overwrite(self) -> bool:
+        return bool(self.config.overwrite)
+
+    def settings(self) -> dict[str, Any]:
+        """The seed and every setting but ``overwrite``: equal settings -> identical files."""
+        settings = dataclasses.asdict(self.config)
+        del settings["overwrite"]
+        return jsonable({"seed": int(self.seed), **settings})
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any] | None:

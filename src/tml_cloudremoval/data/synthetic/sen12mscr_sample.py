@@ -12,7 +12,7 @@ from :func:`tml_cloudremoval.data.layout.official_relpaths`, the one layout defi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from tml_cloudremoval.data.synthetic.ground import (
     reflectance_to_dn,
     synthesize_ground,
 )
-from tml_cloudremoval.data.synthetic.sample_folder import SAMPLE_COMPRESSION, jsonable
+from tml_cloudremoval.data.synthetic.sample_folder import SAMPLE_COMPRESSION, SeededSample
 from tml_cloudremoval.data.synthetic.sar import add_nan_pixels, sar_backscatter_linear, speckle_db
 from tml_cloudremoval.data.synthetic.spectra import season_of
 from tml_cloudremoval.raster import write_geotiff_atomic
@@ -67,22 +67,13 @@ class _Scene:
 
 
 @dataclass(frozen=True)
-class Sen12mscrSample:
+class Sen12mscrSample(SeededSample):
     """The lazy product: what to generate (``seed``, ``config``); nothing is computed until
     :meth:`write_into` (called by :func:`.sample_folder.write_sample_folder`)."""
 
     seed: int
     config: Sen12mscrSampleConfig
     kind: str = SEN12MSCR_KIND
-
-    @property
-    def overwrite(self) -> bool:
-        return self.config.overwrite
-
-    def settings(self) -> dict[str, Any]:
-        settings = asdict(self.config)
-        del settings["overwrite"]
-        return jsonable({"seed": int(self.seed), **settings})
 
     def _patches(self) -> list[tuple[int, str, int, int]]:
         """(season index, season folder, scene, patch) of every triplet, in writing order."""

@@ -11,7 +11,7 @@ extent with a margin; cells wholly outside the S2 extent on the top/left are NaN
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from tml_cloudremoval.data.synthetic.ground import (
     reflectance_to_dn,
     synthesize_ground,
 )
-from tml_cloudremoval.data.synthetic.sample_folder import SAMPLE_COMPRESSION, jsonable
+from tml_cloudremoval.data.synthetic.sample_folder import SAMPLE_COMPRESSION, SeededSample
 from tml_cloudremoval.data.synthetic.sar import sar_backscatter_linear, speckle_db
 from tml_cloudremoval.raster import write_geotiff_atomic
 
@@ -71,22 +71,13 @@ def swath_valid_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.nda
 
 
 @dataclass(frozen=True)
-class TmlSceneSample:
+class TmlSceneSample(SeededSample):
     """The lazy product: what to generate (``seed``, ``config``); nothing is computed until
     :meth:`write_into` (called by :func:`.sample_folder.write_sample_folder`)."""
 
     seed: int
     config: TmlSceneSampleConfig
     kind: str = TML_SCENE_KIND
-
-    @property
-    def overwrite(self) -> bool:
-        return self.config.overwrite
-
-    def settings(self) -> dict[str, Any]:
-        settings = asdict(self.config)
-        del settings["overwrite"]
-        return jsonable({"seed": int(self.seed), **settings})
 
     def files(self) -> list[str]:
         names = ["s2_cloudy", "s1", *(["s2_clear"] if self.config.write_clear else [])]
