@@ -8,6 +8,7 @@ in the YAML (documented where users look), and the YAML has no key the code does
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,41 @@ def test_faults_of_several_sections_come_in_one_error(base_params):
     assert "inference.tilesize: unknown parameter (did you mean inference.tile_size?)" in str(
         err.value
     )
+
+
+# Science functions whose keyword defaults stand for a parameter: (function path, section).
+# Their defaults must be the YAML's, so a call without the argument does what a run does.
+# (``progress`` is left out: a progress bar is the pipeline's choice, not a processing default.)
+FUNCTION_DEFAULTS = [
+    ("tml_cloudremoval.models.dsen2cr:build_dsen2cr", "model"),
+    ("tml_cloudremoval.models.dsen2cr:count_parameters", "model"),
+    ("tml_cloudremoval.data.input_pipeline:train_dataset", "training"),
+    ("tml_cloudremoval.training.trainer:CloudRemovalTrainer", "training"),
+    ("tml_cloudremoval.data.discovery:discover_triplets", "data"),
+    ("tml_cloudremoval.data.discovery:build_triplet_table", "data"),
+    ("tml_cloudremoval.data.triplets:prepare_patch", "data"),
+    ("tml_cloudremoval.data.triplets:TripletSamples", "data"),
+    ("tml_cloudremoval.data.cloud_mask:cloud_shadow_mask", "data"),
+    ("tml_cloudremoval.evaluation.evaluate:evaluate_store", "evaluation"),
+    ("tml_cloudremoval.inference.engine:run_tiled", "inference"),
+    ("tml_cloudremoval.inference.engine:predict_array", "inference"),
+    ("tml_cloudremoval.inference.writer:SceneWriter", "inference"),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "section"), FUNCTION_DEFAULTS, ids=[f[0] for f in FUNCTION_DEFAULTS]
+)
+def test_function_defaults_agree_with_the_yaml(base_params, target, section):
+    import inspect
+
+    module, name = target.split(":")
+    func = getattr(importlib.import_module(module), name)
+    yaml_section = base_params[section]
+    checked = {
+        arg: p.default
+        for arg, p in inspect.signature(func).parameters.items()
+        if p.default is not inspect.Parameter.empty and arg in yaml_section and arg != "progress"
+    }
+    assert checked, f"{target} has no default that stands for a {section} parameter"
+    assert checked == {arg: yaml_section[arg] for arg in checked}

@@ -116,7 +116,7 @@ class TripletSamples(Sequence):
         sar_method: str = "mean",
         progress: bool = True,
         description: str = "patches",
-        workers: int | None = 1,
+        workers: int | None = None,
         min_per_worker: int = 100,
     ) -> None:
         if sar_method not in SAR_METHODS:

@@ -127,7 +127,7 @@ def index_column(store: PatchStore, name: str) -> list[str]:
 def evaluate_store(
     model: Any,
     store: PatchStore,
-    batch_size: int = 8,
+    batch_size: int = 4,
     band_names: Sequence[str] = TML_BAND_NAMES,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Run ``model`` over every patch of ``store`` and compute the metrics.
