@@ -15,10 +15,13 @@ from tml_cloudremoval.atomic import (
     atomic_file,
     atomic_folder,
     is_temporary,
+    lock_path,
+    output_lock,
     temporary_sibling,
     write_json_atomic,
     write_text_atomic,
 )
+from tml_cloudremoval.errors import LockedError
 
 
 def test_file_is_renamed_into_place_with_the_usual_mode(tmp_path):
@@ -114,3 +117,30 @@ def test_sigkill_during_a_write_leaves_the_old_file(tmp_path):
     assert target.read_text() == "old"
     leftovers = [p for p in tmp_path.iterdir() if p.name != "a.txt"]
     assert len(leftovers) == 1 and is_temporary(leftovers[0])  # a hidden sibling, never the product
+
+
+def test_a_second_writer_of_one_output_is_refused_while_the_first_holds_it(tmp_path):
+    target = tmp_path / "store"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from tml_cloudremoval.atomic import output_lock\n"
+            f"with output_lock({str(target)!r}):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match=rf"store: another run \(pid {holder.pid}\)"):
+            with output_lock(target):
+                pass
+    finally:
+        holder.kill()  # kill -9: the OS drops the lock with the process
+        holder.wait()
+    with output_lock(target, wait_s=5):  # free again: no stale lock after a killed holder
+        assert lock_path(target).exists()

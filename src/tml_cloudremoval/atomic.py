@@ -9,18 +9,23 @@ version untouched and at most a hidden ``.<name>.<pid>.<random>.tmp`` sibling be
 - :func:`atomic_folder` yields a temporary folder; the old folder is replaced as a whole.
 - :func:`write_text_atomic` and :func:`write_json_atomic` for small text files.
 - :func:`temporary_sibling` names the temporary path (one naming scheme for the project).
+- :func:`output_lock` keeps two runs from writing one output at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tml_cloudremoval.errors import LockedError
 
 TMP_MARK = ".tmp"
 """Every temporary sibling is ``.<name>.<pid>.<12 hex>.tmp<suffix>``."""
@@ -152,3 +157,43 @@ def _json_default(value: Any) -> Any:
 def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = 2) -> Path:
     """Write ``data`` as JSON (numpy scalars and paths allowed) to ``path`` atomically."""
     return write_text_atomic(path, json.dumps(data, indent=indent, default=_json_default) + "\n")
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of output ``path``: the hidden sibling ``.<name>.lock``."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike, wait_s: float = 0.0) -> Iterator[Path]:
+    """Hold the exclusive lock of output ``path`` (a store, a run folder, a product) while
+    writing it, so a second run on the same output stops with a clear message instead of
+    mixing two results.
+
+    The lock is an ``flock`` on :func:`lock_path`: the OS releases it when the holder exits, a
+    ``kill -9`` included, so a dead run never leaves a stale lock. ``wait_s``: how long to wait
+    for another holder before raising :class:`~tml_cloudremoval.errors.LockedError`.
+    """
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    raise LockedError(
+                        f"{path}: another run (pid {holder}) is writing it; wait for that run "
+                        "to finish, or write to another output"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield Path(path)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

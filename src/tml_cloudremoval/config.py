@@ -23,10 +23,12 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
+from tml_cloudremoval.errors import ProjectError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(ProjectError):
     """Bad parameters: every fault of one section, each naming its key."""
 
 

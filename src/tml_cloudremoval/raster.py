@@ -25,6 +25,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from tml_cloudremoval.atomic import atomic_file, same_file
+from tml_cloudremoval.errors import ProjectError
 
 __all__ = [
     "RasterError",
@@ -39,7 +40,7 @@ WindowLike = Window | tuple[slice, slice]
 """A rasterio ``Window`` or a pair of slices ``(rows, cols)`` in pixels."""
 
 
-class RasterError(ValueError):
+class RasterError(ProjectError):
     """A raster file is missing, unreadable, truncated or not what the caller asked for.
 
     ``path`` is the offending file, ``fault`` the reason; ``str(error)`` is ``"<path>: <fault>"``.

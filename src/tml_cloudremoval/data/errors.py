@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tml_cloudremoval.errors import ProjectError
+
 __all__ = ["DataError"]
 
 
-class DataError(ValueError):
+class DataError(ProjectError):
     """The dataset as a whole is unusable: empty root, unreadable file list, empty split..."""
