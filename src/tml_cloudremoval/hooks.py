@@ -1,23 +1,87 @@
-"""Project hooks: every parameter section is validated before a run does any work.
+"""Project hooks: a run is checked as a whole before its first node does any work.
 
 Each pipeline's first node validates its own section, but a ``kedro run`` of several pipelines
-would otherwise meet a misspelt ``training.*`` key only after data processing ran. This hook
-checks every section of the run's parameters (:data:`tml_cloudremoval.config.SECTIONS`) before
-the first node starts, whatever pipeline or nodes were asked for.
+would otherwise meet a misspelt ``training.*`` key only after data processing ran. The hook
+checks every section of the run's parameters (:data:`tml_cloudremoval.config.SECTIONS`), then
+the paths of the run (:mod:`tml_cloudremoval.destinations`): no output may be, contain or lie
+inside an input or another output, every destination must be writable, and every versioned
+input must have the version asked for, whatever pipeline or nodes were asked for.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractVersionedDataset
 
+from tml_cloudremoval import destinations
 from tml_cloudremoval.config import validate_sections
 
 
+def dataset_path(dataset: Any) -> str | None:
+    """The local file or folder of a catalog dataset (a versioned one: its folder), or None.
+
+    None for datasets without a path (memory, parameters) and for remote ones (``s3://``...).
+    """
+    if dataset is None:
+        return None
+    described = dataset._describe()
+    path = described.get("filepath") or described.get("path")
+    protocol = described.get("protocol")
+    if path is None or protocol not in (None, "file") or "://" in str(path):
+        return None
+    return str(path)
+
+
+def catalog_places(names: set[str], catalog: Any, root: Path) -> list[destinations.Place]:
+    """:class:`~tml_cloudremoval.destinations.Place` of each catalog entry in ``names``."""
+    places = []
+    for name in sorted(names):
+        if name == "parameters" or name.startswith("params:"):
+            continue
+        path = dataset_path(catalog.get(name))
+        if path is not None:
+            places.append(destinations.place(f"catalog entry {name}", path, root))
+    return places
+
+
+def versioned_folders(catalog: Any, root: Path) -> dict[str, Path]:
+    """Every versioned catalog entry and the folder that holds its versions."""
+    folders = {}
+    for name in catalog.keys():
+        dataset = catalog.get(name)
+        if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
+            path = dataset_path(dataset)
+            if path is not None:
+                folders[name] = destinations.place(name, path, root).path
+    return folders
+
+
+def run_faults(run_params: dict[str, Any], pipeline: Any, catalog: Any) -> list[str]:
+    """Every path fault of a run: overlaps, unwritable destinations, missing versions."""
+    root = Path(run_params.get("project_path") or Path.cwd())
+    inputs = pipeline.inputs()
+    sections = [s for s in destinations.INPUT_PATH_PARAMETERS if f"params:{s}" in inputs]
+    if "parameters" in inputs:
+        sections = list(destinations.INPUT_PATH_PARAMETERS)
+    writes = catalog_places(pipeline.all_outputs(), catalog, root)
+    reads = catalog_places(inputs, catalog, root)
+    reads += destinations.parameter_reads(catalog.load("parameters"), sections, root)
+    faults = destinations.overlap_faults(writes, reads)
+    faults += [fault for fault in map(destinations.destination_fault, writes) if fault]
+    versioned = versioned_folders(catalog, root)
+    faults += destinations.version_faults(
+        run_params.get("load_versions") or {}, versioned, inputs & versioned.keys()
+    )
+    return faults
+
+
 class ValidateParameters:
-    """Reject bad parameters before the first node runs."""
+    """Reject bad parameters, then harmful or unwritable paths, before the first node runs."""
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         validate_sections(catalog.load("parameters"))
+        destinations.check_run(run_faults(run_params, pipeline, catalog))
