@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from support.conf_env import ENV, SAVED_VERSION, conf_env
 
 from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.destinations import DestinationError
@@ -17,12 +16,11 @@ from tml_cloudremoval.errors import ProjectError
 from tml_cloudremoval.hooks import run_faults
 
 PROJECT = Path(__file__).resolve().parents[1]
-SAVED = "2026-01-01T00.00.00.000Z"
 
 
 def _run(pipeline: str, params: dict | None = None, conf: Path | None = None, **run_args):
     bootstrap_project(PROJECT)
-    env = "guard" if conf else None
+    env = ENV if conf else None
     with KedroSession.create(
         project_path=PROJECT, runtime_params=params, conf_source=conf and str(conf), env=env
     ) as session:
@@ -70,33 +68,10 @@ def test_the_issue_s_bad_parameters_stop_their_pipeline_before_any_work(pipeline
     assert expected in str(err.value)
 
 
-def _base_entry(name: str) -> dict:
-    for path in (PROJECT / "conf" / "base").glob("catalog_*.yml"):
-        entries = yaml.safe_load(path.read_text())
-        if name in entries:
-            return dict(entries[name])
-    raise KeyError(name)
-
-
 @pytest.fixture
 def guard_env(tmp_path):
-    """A copy of conf/ with an env ``guard``: the model (one saved version) and the inference
-    plan in tmp_path; ``make(entry=filepath, ...)`` moves more catalog entries, as a user's
-    conf/local/catalog.yml would."""
-    conf = tmp_path / "conf"
-    shutil.copytree(PROJECT / "conf", conf, ignore=shutil.ignore_patterns("local"))
-    (conf / "guard").mkdir()
-    model = tmp_path / "models" / "dsen2cr.keras"
-    (model / SAVED).mkdir(parents=True)
-    (model / SAVED / "dsen2cr.keras").write_bytes(b"")
-
-    def make(**filepaths: Path) -> Path:
-        moved = {"dsen2cr_model": model, "inference_plan": tmp_path / "plan.json", **filepaths}
-        catalog = {name: {**_base_entry(name), "filepath": str(p)} for name, p in moved.items()}
-        (conf / "guard" / "catalog.yml").write_text(yaml.safe_dump(catalog))
-        return conf
-
-    return make
+    """``guard_env(entry=filepath, ...)``: a conf copy moving those catalog entries."""
+    return lambda **filepaths: conf_env(tmp_path, **filepaths)
 
 
 def _inference_refused(conf: Path, params: dict | None = None, **run_args) -> str:
@@ -146,7 +121,7 @@ def test_a_missing_model_version_fails_before_anything_is_written_listing_the_sa
 ):
     message = _inference_refused(guard_env(), load_versions={"dsen2cr_model": "2099-missing"})
     assert "--load-versions dsen2cr_model:2099-missing: no such version" in message
-    assert f"(saved versions: {SAVED})" in message
+    assert f"(saved versions: {SAVED_VERSION})" in message
 
 
 def test_an_unknown_pipeline_names_the_pipelines_that_exist():
