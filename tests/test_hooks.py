@@ -133,13 +133,15 @@ def test_an_unknown_pipeline_names_the_pipelines_that_exist():
     )
 
 
-def test_no_registered_pipeline_is_refused_on_the_project_s_own_settings():
+@pytest.mark.parametrize("env", [None, "demo"])
+def test_no_registered_pipeline_is_refused_on_the_project_s_own_settings(env):
     """The default catalog and parameters overlap nowhere (the guard never refuses a good run).
 
     Only a missing model may be reported: this checkout may not have trained one."""
     bootstrap_project(PROJECT)
-    with KedroSession.create(project_path=PROJECT) as session:
-        catalog = session.load_context().catalog
+    with KedroSession.create(project_path=PROJECT, env=env) as session:
+        context = session.load_context()
         for name in pipelines:
-            faults = run_faults({"project_path": str(PROJECT)}, pipelines[name], catalog)
+            run = {"project_path": str(PROJECT)}
+            faults = run_faults(run, pipelines[name], context.catalog, context.params)
             assert [f for f in faults if "no version saved" not in f] == [], name

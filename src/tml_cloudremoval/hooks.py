@@ -59,8 +59,11 @@ def versioned_folders(catalog: Any, root: Path) -> dict[str, Path]:
     return folders
 
 
-def run_faults(run_params: dict[str, Any], pipeline: Any, catalog: Any) -> list[str]:
-    """Every path fault of a run: overlaps, unwritable destinations, missing versions."""
+def run_faults(
+    run_params: dict[str, Any], pipeline: Any, catalog: Any, params: dict[str, Any]
+) -> list[str]:
+    """Every path fault of a run (``params``: all its parameters): outputs overlapping inputs
+    or each other, unwritable destinations, missing versions of versioned inputs."""
     root = Path(run_params.get("project_path") or Path.cwd())
     inputs = pipeline.inputs()
     sections = [s for s in destinations.INPUT_PATH_PARAMETERS if f"params:{s}" in inputs]
@@ -68,7 +71,7 @@ def run_faults(run_params: dict[str, Any], pipeline: Any, catalog: Any) -> list[
         sections = list(destinations.INPUT_PATH_PARAMETERS)
     writes = catalog_places(pipeline.all_outputs(), catalog, root)
     reads = catalog_places(inputs, catalog, root)
-    reads += destinations.parameter_reads(catalog.load("parameters"), sections, root)
+    reads += destinations.parameter_reads(params, sections, root)
     faults = destinations.overlap_faults(writes, reads)
     faults += [fault for fault in map(destinations.destination_fault, writes) if fault]
     versioned = versioned_folders(catalog, root)
@@ -83,5 +86,6 @@ class ValidateParameters:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        validate_sections(catalog.load("parameters"))
-        destinations.check_run(run_faults(run_params, pipeline, catalog))
+        params = catalog.load("parameters")
+        validate_sections(params)
+        destinations.check_run(run_faults(run_params, pipeline, catalog, params))
