@@ -106,7 +106,7 @@ def _predict_pair(
     uses_sar = "sar" in [t.name for t in model.inputs]
     if uses_sar and pair.sar is None:
         raise ValueError(f"{info.path}: the model needs SAR but no SAR file was given")
-    nodata = output_nodata(info.nodata, config.output_dtype)
+    nodata = output_nodata(info.nodata, config.output_dtype, info.header.dtype)
     with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb):
         sar, coverage = load_sar_40m(pair, config.sar_method) if uses_sar else (None, 1.0)
         with (

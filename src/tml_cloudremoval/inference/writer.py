@@ -49,11 +49,17 @@ class Grid(Protocol):
     transform: Affine
 
 
-def output_nodata(input_nodata: float | None, dtype: str) -> float | None:
+def output_nodata(
+    input_nodata: float | None, dtype: str, input_dtype: str = "uint16"
+) -> float | None:
     """The output's nodata value: the input's where the output type can hold it.
 
-    None stays None; a NaN or out-of-range value becomes 0 for uint16 and NaN for float32.
+    A NaN or out-of-range value becomes 0 for uint16 and NaN for float32. None stays None for
+    an integer input; a floating-point input (``input_dtype``) may hold NaN, which is nodata
+    whether tagged or not, so it gets 0 (uint16) or NaN (float32) as if tagged NaN.
     """
+    if input_nodata is None and np.issubdtype(np.dtype(input_dtype), np.floating):
+        input_nodata = float("nan")
     if input_nodata is None:
         return None
     if dtype == "uint16":
