@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -114,6 +115,8 @@ def test_a_checkpoint_that_fails_midway_leaves_nothing(tmp_path, network):
     run = RunFolder(tmp_path / "run")
 
     class Broken:
+        weights = ()
+
         def save(self, path):
             raise OSError("disk full")
 
@@ -211,3 +214,50 @@ def test_a_temporary_of_a_dead_run_is_named_by_its_pid(tmp_path):
     dead = _reaped()
     assert temporary_owner(_as_dead_run(temporary_sibling(tmp_path / "a"), dead)) == dead
     assert temporary_owner(_as_dead_run(temporary_sibling(tmp_path / "a", ".keras"), dead)) == dead
+
+
+LIMITED_SCRIPT = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from tml_cloudremoval.models.dsen2cr import build_dsen2cr
+    from tml_cloudremoval.training.run_folder import RunFolder
+    from tml_cloudremoval.training.trainer import dummy_inputs
+
+    run, what, limit = RunFolder(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    network = build_dsen2cr(4, 1)
+    network(dummy_inputs(True))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    if what == "checkpoint":
+        run.write_checkpoint(2, network, network, {"fingerprint": "0123456789abcdef"})
+    else:
+        run.finish(network, {"finished": True})
+    """
+)
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "final model"])
+def test_a_full_disk_fails_the_checkpoint_with_a_named_error_and_keeps_the_last(
+    tmp_path, network, what
+):
+    """With a file-size limit (as on a full disk) a checkpoint or the final model fails with an
+    OutputWriteError naming the file; no partial file is left and the previous output holds."""
+    run = RunFolder(tmp_path / "run")
+    _checkpoint(run, network, 1)
+    run.finish(network, {"finished": "before"})
+    before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    target = run.checkpoints / "epoch_0002" if what == "checkpoint" else run.final_model
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED_SCRIPT, str(run.path), what.split()[0], "20000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("tml_cloudremoval.inference.output_errors.OutputWriteError: ")
+    assert f"{target}: not written: file too large" in last and "20000 bytes" in last
+    after = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    assert after == before  # no partial file, no temporary; the last good outputs intact
+    assert run.resume_state(FP, 3).initial_epoch == 1 and run.finished() == {"finished": "before"}

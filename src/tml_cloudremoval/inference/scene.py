@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
+from tml_cloudremoval.atomic import output_lock, remove_stale_temporaries
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.engine import (
     TileInput,
@@ -163,7 +164,8 @@ def predict_scene(
             is averaged onto the 40 m grid aligned with the scene (None for optical-only models).
         output_path: the 10-band GeoTIFF to write (scene CRS, transform, size, nodata; band
             descriptions; tiled, compressed; run facts in the ``TML_INFERENCE`` tag), written
-            atomically; it may not be an input.
+            atomically (locked while written; temporaries of dead runs next to it removed);
+            it may not be an input.
         config: tiling and output options (``tile_size``, ``overlap``, ``batch_size``,
             ``output_dtype``, ``sar_method``, ``compress``, ``gdal_cache_mb``, ``progress``);
             None: the defaults of :class:`InferenceConfig`.
@@ -176,7 +178,10 @@ def predict_scene(
     s1 = None if s1_path is None else Path(s1_path)
     pair = check_scenes([SceneSource("scene", Path(s2_path), s1)])[0]
     refuse_targets({"cloud-free scene": output_path}, pair.sources)
-    facts = _predict_pair(model, pair, Path(output_path), config, start)
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output_path):  # as the product folder datasets do
+        remove_stale_temporaries(Path(output_path).parent)
+        facts = _predict_pair(model, pair, Path(output_path), config, start)
     return {**facts, "output_path": str(output_path)}
 
 

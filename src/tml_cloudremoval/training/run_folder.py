@@ -15,8 +15,10 @@ Resume
     hidden temporary sibling renamed into place when complete; a rename is atomic), every other
     file with ``atomic_file``, so a run killed at any moment, ``kill -9`` included, leaves only
     whole checkpoints and at most temporary siblings, which the next start removes
-    (:meth:`RunFolder.clean_partial`). Starting the same command again loads the newest
-    checkpoint (weights and optimizer state) and continues with the next epoch; each epoch's
+    (:meth:`RunFolder.clean_partial`). A full disk (or a file-size limit) ends a write with an
+    ``OutputWriteError`` naming the file; the checkpoints before it stay whole. Starting the
+    same command again loads the newest checkpoint (weights and optimizer state) and continues
+    with the next epoch; each epoch's
     data depends only on (seed, epoch) (``data.input_pipeline.epoch_plan``), so the resumed run
     trains on the same batches as an uninterrupted one. Resuming with different settings (model
     size, batch, crop, learning rate, loss, seed, steps per epoch, data size) is refused: use a
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pandas as pd
 
 from tml_cloudremoval.atomic import (
@@ -49,6 +52,7 @@ from tml_cloudremoval.atomic import (
     write_text_atomic,
 )
 from tml_cloudremoval.errors import ProjectError
+from tml_cloudremoval.inference.output_errors import check_room, write_errors
 from tml_cloudremoval.training.config import FINGERPRINT_KEYS, ModelConfig, TrainingConfig
 
 FINISHED_MARKER = "FINISHED.json"
@@ -283,7 +287,11 @@ class RunFolder:
     ) -> Path:
         """``checkpoints/epoch_NNNN/`` for ``epoch`` (1-based), written as one atomic folder."""
         final = self.checkpoints / f"epoch_{epoch:04d}"
-        with atomic_folder(final, durable=True) as tmp:
+        optimizer = getattr(trainer, "optimizer", None)
+        weights = _nbytes(trainer.weights) + _nbytes(getattr(optimizer, "variables", None) or [])
+        network = _nbytes(product.weights)
+        check_room(final, max(weights, network) + SAVE_OVERHEAD, weights + network + SAVE_OVERHEAD)
+        with write_errors(final), atomic_folder(final, durable=True) as tmp:
             trainer.save_weights(tmp / TRAINER_WEIGHTS)
             product.save(tmp / CHECKPOINT_MODEL)
             (tmp / STATE_JSON).write_text(json.dumps(state, indent=2, default=str))
@@ -304,12 +312,24 @@ class RunFolder:
         lines = [",".join(keys)]
         for row in history:
             lines.append(",".join(_csv_value(row.get(k, "")) for k in keys))
-        write_text_atomic(self.path / LOG_CSV, "\n".join(lines) + "\n")
+        with write_errors(self.path / LOG_CSV):
+            write_text_atomic(self.path / LOG_CSV, "\n".join(lines) + "\n")
 
     def finish(self, product: keras.Model, summary: dict[str, Any]) -> None:
         """The final model, then ``FINISHED.json`` (last: its presence means finished)."""
-        save_model_atomic(product, self.final_model)
-        write_json_atomic(self.marker, summary)
+        with write_errors(self.final_model):
+            save_model_atomic(product, self.final_model)
+        with write_errors(self.marker):
+            write_json_atomic(self.marker, summary)
+
+
+SAVE_OVERHEAD = 256 * 2**10
+"""Bytes an HDF5 / .keras file needs beyond its arrays (headers, config), at most."""
+
+
+def _nbytes(variables: Any) -> int:
+    """Bytes of the values of Keras ``variables``."""
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def _csv_value(value: Any) -> str:
