@@ -17,6 +17,9 @@ from tml_cloudremoval.atomic import (
     is_temporary,
     lock_path,
     output_lock,
+    pid_alive,
+    remove_stale_temporaries,
+    temporary_owner,
     temporary_sibling,
     write_json_atomic,
     write_text_atomic,
@@ -144,3 +147,50 @@ def test_a_second_writer_of_one_output_is_refused_while_the_first_holds_it(tmp_p
         holder.wait()
     with output_lock(target, wait_s=5):  # free again: no stale lock after a killed holder
         assert lock_path(target).exists()
+
+
+def _killed_writer(target, kind: str) -> subprocess.CompletedProcess:
+    """A subprocess that starts an atomic write of ``target`` (a file or a folder) and is
+    killed (SIGKILL) in the middle of it."""
+    opener = "atomic_file" if kind == "file" else "atomic_folder"
+    body = "tmp.write_bytes(b'x' * 5000)" if kind == "file" else "(tmp / 'f').write_bytes(b'y' * 7)"
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from tml_cloudremoval.atomic import {opener}
+        with {opener}({str(target)!r}) as tmp:
+            {body}
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    return subprocess.run([sys.executable, "-c", code], check=False)
+
+
+def test_stale_temporaries_of_killed_runs_are_removed_and_logged(tmp_path, caplog):
+    assert _killed_writer(tmp_path / "scene.tif", "file").returncode == -signal.SIGKILL
+    assert _killed_writer(tmp_path / "store", "folder").returncode == -signal.SIGKILL
+    stale = sorted(p for p in tmp_path.iterdir() if is_temporary(p))
+    assert len(stale) == 2
+    pids = {temporary_owner(p) for p in stale}
+    assert len(pids) == 2 and not any(pid_alive(pid) for pid in pids)
+    mine = temporary_sibling(tmp_path / "live.tif")  # a live run's (this process): kept
+    mine.write_bytes(b"in progress")
+    (tmp_path / "product.tif").write_bytes(b"keep")
+    lock_path(tmp_path / "product.tif").write_text("1")
+    with caplog.at_level("INFO", logger="tml_cloudremoval.atomic"):
+        removed = remove_stale_temporaries(tmp_path)
+    assert sorted(removed) == stale
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [mine.name, "product.tif", ".product.tif.lock"]
+    )
+    sizes = sorted(int(m.split("(")[1].split(" ")[0]) for m in caplog.messages)
+    assert sizes == [7, 5000]  # each logged with its size in bytes
+    assert remove_stale_temporaries(tmp_path / "absent") == []
+
+
+def test_temporary_owner_reads_the_pid_of_our_names_only(tmp_path):
+    tmp = temporary_sibling(tmp_path / "a.keras", suffix=".keras")
+    assert temporary_owner(tmp) == os.getpid() and pid_alive(os.getpid())
+    assert temporary_owner(tmp_path / ".a.tif.lock") is None
+    assert temporary_owner(tmp_path / "a.123.0123456789ab.tmp") is None  # not hidden
+    assert temporary_owner(tmp_path / ".a.tif.x.0123456789ab.tmp") is None

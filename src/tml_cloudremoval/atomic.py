@@ -10,13 +10,16 @@ version untouched and at most a hidden ``.<name>.<pid>.<random>.tmp`` sibling be
 - :func:`write_text_atomic` and :func:`write_json_atomic` for small text files.
 - :func:`temporary_sibling` names the temporary path (one naming scheme for the project).
 - :func:`output_lock` keeps two runs from writing one output at once.
+- :func:`remove_stale_temporaries` removes the temporary siblings of dead runs in a folder.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -29,6 +32,11 @@ from tml_cloudremoval.errors import LockedError
 
 TMP_MARK = ".tmp"
 """Every temporary sibling is ``.<name>.<pid>.<12 hex>.tmp<suffix>``."""
+
+_OWNER = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{12}" + re.escape(TMP_MARK))
+"""The pid of the run that made a temporary sibling (see :func:`temporary_sibling`)."""
+
+log = logging.getLogger(__name__)
 
 
 def temporary_sibling(path: str | os.PathLike, suffix: str = "") -> Path:
@@ -46,6 +54,57 @@ def is_temporary(path: str | os.PathLike) -> bool:
     """True for a name made by :func:`temporary_sibling` (a leftover of a killed run)."""
     name = Path(path).name
     return name.startswith(".") and TMP_MARK in name
+
+
+def temporary_owner(path: str | os.PathLike) -> int | None:
+    """The pid of the run that made temporary sibling ``path`` (None: not one of ours)."""
+    match = _OWNER.match(Path(path).name)
+    return int(match.group(1)) if match and is_temporary(path) else None
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (one of another user included)."""
+    if pid <= 0:
+        return True  # 0 / negative would signal a process group: never "dead"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _size_of(path: Path) -> int:
+    """Bytes of a file, or of every file below a folder."""
+    if not path.is_dir():
+        return path.lstat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings (files and folders) in ``folder`` left by runs that are
+    dead (the pid in the name no longer exists), logging each with its size; those of a live
+    process (another run still writing) are never touched. Returns the paths removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in sorted(folder.iterdir()):
+        pid = temporary_owner(p)
+        if pid is None or pid_alive(pid):
+            continue
+        try:
+            size = _size_of(p)
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:
+            continue  # another run removed it first
+        log.info("removed %s (%d bytes), left by run %d that has ended", p, size, pid)
+        removed.append(p)
+    return removed
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

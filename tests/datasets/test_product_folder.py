@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +14,10 @@ import rasterio
 from affine import Affine
 from kedro.io import DatasetError
 
+from tml_cloudremoval.atomic import is_temporary
 from tml_cloudremoval.datasets.geotiff_folder import GeoTiffFolderDataset
 from tml_cloudremoval.datasets.png_folder import PngFolderDataset
+from tml_cloudremoval.errors import LockedError
 from tml_cloudremoval.raster import write_geotiff_atomic
 
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5200000.0)
@@ -34,7 +40,10 @@ def test_geotiff_folder_round_trip_in_every_mode(tmp_path):
     ds = GeoTiffFolderDataset(filepath=str(folder), suffix="_cloudfree.tif")
     assert not ds.exists()
     ds.save({"a": FakeProduct(data), "b": FakeProduct(data + 1)})
-    assert sorted(p.name for p in folder.iterdir()) == ["a_cloudfree.tif", "b_cloudfree.tif"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == [
+        "a_cloudfree.tif",
+        "b_cloudfree.tif",
+    ]  # and the (hidden, tiny) lock files of the products
     assert ds.exists()
     loaded = ds.load()
     assert sorted(loaded) == ["a", "b"]
@@ -105,3 +114,112 @@ def test_png_folder_loads_rgba_arrays(tmp_path):
     image = ds.load()["s"]()
     assert image.shape == (6, 8, 4) and image.dtype == np.float32
     assert "_quicklook.png" in str(ds)
+
+
+WRITER_SCRIPT = textwrap.dedent(
+    """
+    import os, resource, signal, sys, time
+    from types import SimpleNamespace
+    import numpy as np
+    from affine import Affine
+    from tml_cloudremoval.datasets.geotiff_folder import GeoTiffFolderDataset
+    from tml_cloudremoval.inference.writer import SceneWriter
+
+    folder, how = sys.argv[1:3]
+    grid = SimpleNamespace(height=512, width=512, crs="EPSG:32632",
+                           transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5200000.0))
+
+    class Scene:
+        sources = ()
+
+        def write(self, path):
+            rows = np.random.default_rng(0).integers(1, 10000, (256, 512, 10)).astype(np.uint16)
+            with SceneWriter(path, grid, nodata=0) as writer:
+                writer.write_rows(0, rows)  # one row of blocks on disk, in the temporary
+                print("writing", flush=True)
+                if how == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if how == "hold":
+                    time.sleep(60)
+                writer.write_rows(256, rows)
+
+    if how == "limit":  # a file-size limit: writes fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, resource.RLIM_INFINITY))
+    GeoTiffFolderDataset(filepath=folder).save({"scene": Scene()})
+    print("saved", flush=True)
+    """
+)
+
+
+def _writer(folder: Path, how: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(folder), how],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def _previous_product(folder: Path) -> bytes:
+    path = write_geotiff_atomic(folder / "scene.tif", np.full((8, 8, 10), 7, np.uint16))
+    return path.read_bytes()
+
+
+def test_a_save_killed_midway_keeps_the_old_product_and_the_next_save_cleans_up(tmp_path, caplog):
+    """Defect 7 of issue 12: a killed inference left its hidden temporary (as big as the product)
+    for ever. The next save into the folder removes it (logged with its size)."""
+    folder = tmp_path / "cloudfree"
+    folder.mkdir()
+    before = _previous_product(folder)
+    killed = _writer(folder, "kill")
+    out, _ = killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL and out.strip() == "writing"
+    assert (folder / "scene.tif").read_bytes() == before  # the previous product, intact
+    stale = [p for p in folder.iterdir() if is_temporary(p)]
+    assert len(stale) == 1 and stale[0].name.startswith(".scene.tif.")
+    size = stale[0].stat().st_size
+    assert size > 100_000  # a row of blocks of the product
+    ds = GeoTiffFolderDataset(filepath=str(folder))
+    assert ds.load().keys() == {"scene"}  # the temporary and the lock are not scenes
+    with caplog.at_level("INFO", logger="tml_cloudremoval.atomic"):
+        ds.save({"other": FakeProduct(np.ones((4, 4, 1), np.uint16))})
+    assert not [p for p in folder.iterdir() if is_temporary(p)]
+    assert any(f"({size} bytes)" in m and stale[0].name in m for m in caplog.messages)
+    assert (folder / "scene.tif").read_bytes() == before and ds.load().keys() == {"scene", "other"}
+
+
+def test_a_second_run_writing_the_same_product_stops_at_once(tmp_path):
+    folder = tmp_path / "cloudfree"
+    first = _writer(folder, "hold")
+    try:
+        assert first.stdout.readline().strip() == "writing"
+        ds = GeoTiffFolderDataset(filepath=str(folder))
+        log: list[str] = []
+        with pytest.raises(DatasetError) as caught:  # Kedro wraps what a save raises
+            ds.save({"scene": FakeProduct(np.ones((4, 4, 1), np.uint16), log=log)})
+        assert isinstance(caught.value.__cause__, LockedError)
+        assert f"scene.tif: another run (pid {first.pid}) is writing it" in str(caught.value)
+        assert log == []  # refused before computing anything
+        ds.save({"b": FakeProduct(np.ones((4, 4, 1), np.uint16))})  # other files: free
+    finally:
+        first.kill()
+        first.communicate()
+    assert sorted(ds.load()) == ["b"]
+
+
+def test_a_full_disk_ends_the_save_with_a_named_error_and_keeps_the_old_product(tmp_path):
+    folder = tmp_path / "cloudfree"
+    folder.mkdir()
+    before = _previous_product(folder)
+    limited = _writer(folder, "limit")
+    out, err = limited.communicate(timeout=60)
+    assert limited.returncode == 1 and "saved" not in out
+    assert "\ntml_cloudremoval.inference.output_errors.OutputWriteError: " in err
+    message = f"{folder / 'scene.tif'}: not written: file too large: this process may write"
+    assert message in err and "at most 300000 bytes (ulimit -f)" in err
+    assert (folder / "scene.tif").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == [
+        "scene.tif"
+    ]  # no partial file

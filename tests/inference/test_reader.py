@@ -36,6 +36,8 @@ def test_nodata_mask():
     floats = data.astype(np.float32)
     floats[0, 1, 0] = np.nan
     np.testing.assert_array_equal(nodata_mask(floats, None), [[False, True], [False, False]])
+    floats[1, 0, 1], floats[1, 1, 0] = np.inf, -np.inf  # inf is no reflectance either
+    np.testing.assert_array_equal(nodata_mask(floats, None), [[False, True], [True, True]])
 
 
 def test_inspect_scene_reports_optical_and_sar_faults_together(tmp_path, h):

@@ -201,9 +201,8 @@ def test_interrupted_run_leaves_no_partial_output(model, scene, monkeypatch, exi
         assert scene["out"].read_bytes() == b"previous result"
     else:
         assert not scene["out"].exists()
-    assert [p.name for p in scene["out"].parent.iterdir()] == (
-        ["cloudfree.tif"] if existing else []
-    )
+    names = [p.name for p in scene["out"].parent.iterdir() if p.name != ".cloudfree.tif.lock"]
+    assert names == (["cloudfree.tif"] if existing else [])  # no partial file (the lock stays)
 
 
 @pytest.mark.realdata
@@ -241,3 +240,36 @@ def test_run_facts_are_stored_in_the_product(model, scene, h):
     assert facts["tile_grid"] == [2, 4] and facts["batch_size"] == 2
     assert facts["tiles_predicted"] + facts["tiles_skipped_nodata"] == facts["tiles"] == 8
     assert facts["mpx_per_s"] == pytest.approx(h.H * h.W / 1e6 / facts["seconds"], rel=0.01)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_nan_and_inf_in_a_float_input_without_nodata_tag_are_nodata_out(
+    model, scene, tmp_path, dtype, h
+):
+    """Defect 5 of issue 12: a float32 scene without a nodata tag had its NaN pixels predicted
+    from invented values (0 in most bands, thousands of DN in others). A pixel NaN or +-inf in
+    any band is nodata in the output, the same as a nodata-tagged pixel of the same scene."""
+    dn = h.make_optical(wedge=False)  # every value >= 1: 0 is free to mark nodata
+    bad = np.zeros((h.H, h.W), bool)
+    bad[10:20, 30:44] = True  # NaN in one band only
+    bad[50:53, 5:9] = True  # +inf / -inf
+    floats = dn.astype(np.float32)
+    floats[10:20, 30:44, 6] = np.nan
+    floats[50:53, 5:7, 2] = np.inf
+    floats[50:53, 7:9, 9] = -np.inf
+    tagged = dn.copy()
+    tagged[bad] = 0
+    s2_float = h.write_tif(tmp_path / "float_no_tag.tif", floats)  # no nodata tag
+    s2_tagged = h.write_tif(tmp_path / "uint16_tagged.tif", tagged, nodata=0)
+    out_float, out_tagged = tmp_path / "from_float.tif", tmp_path / "from_tagged.tif"
+    predict_scene(model, s2_float, scene["s1"], out_float, cfg(output_dtype=dtype))
+    predict_scene(model, s2_tagged, scene["s1"], out_tagged, cfg(output_dtype=dtype))
+    got, meta = h.read(out_float)
+    want, _ = h.read(out_tagged)
+    # valid pixels: as if tagged (float32 DN 0 is nodata of the tagged copy: nudged by 1e-45)
+    np.testing.assert_allclose(got[~bad], want[~bad], atol=1e-6, rtol=0)
+    if dtype == "uint16":
+        assert meta["nodata"] == 0 and (got[bad] == 0).all() and (got[~bad] > 0).all()
+    else:
+        assert np.isnan(meta["nodata"]) and np.isnan(got[bad]).all()
+        assert np.isfinite(got[~bad]).all()

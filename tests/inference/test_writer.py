@@ -66,6 +66,9 @@ def test_writer_compression_option(tmp_path, compress, expected, h):
 
 def test_output_nodata_keeps_what_the_type_can_hold():
     assert output_nodata(None, "uint16") is None
+    assert output_nodata(None, "uint16", "float32") == 0.0  # a float input's NaN is nodata
+    assert np.isnan(output_nodata(None, "float32", "float64"))
+    assert output_nodata(None, "float32", "int16") is None
     assert output_nodata(0.0, "uint16") == 0.0 and output_nodata(65535.0, "uint16") == 65535.0
     assert output_nodata(float("nan"), "uint16") == 0.0 and output_nodata(-1.0, "uint16") == 0.0
     assert output_nodata(0.5, "uint16") == 0.0 and np.isnan(output_nodata(float("nan"), "float32"))

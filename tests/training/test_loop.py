@@ -21,6 +21,7 @@ from support.synthetic_stores import synthetic_patch_store
 
 import tml_cloudremoval.training.loop as training_module
 from tml_cloudremoval.atomic import is_temporary
+from tml_cloudremoval.errors import LockedError, ProjectError
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.training.config import load_configs
 from tml_cloudremoval.training.loop import train
@@ -99,8 +100,55 @@ def test_resuming_with_other_settings_is_refused(stores, tmp_path):
     run_dir = tmp_path / "run"
     _train(stores, run_dir, epochs=1)
     (run_dir / "FINISHED.json").unlink()  # pretend it was interrupted
-    with pytest.raises(RuntimeError, match="other settings"):
+    with pytest.raises(ProjectError, match=r"other settings.*training.batch_size: 4 -> 2"):
         _train(stores, run_dir, epochs=2, batch_size=2)
+
+
+def test_reusing_a_finished_run_of_other_settings_is_refused_naming_them(stores, tmp_path):
+    """Defect 6 of issue 12: ``if_finished: reuse`` returned the finished 8-feature model when
+    16 features were asked for. It is refused, as resuming is, naming what differs."""
+    run_dir = tmp_path / "run"
+    _train(stores, run_dir, epochs=1)
+    marker = (run_dir / "FINISHED.json").read_bytes()
+    bigger = {**TINY_MODEL, "features": 16}
+    with pytest.raises(ProjectError, match=r"model.features: 8 -> 16"):
+        _train(stores, run_dir, model=bigger, epochs=1, if_finished="reuse")
+    with pytest.raises(ProjectError, match=r"training.learning_rate: 0.001 -> 0.01"):
+        _train(stores, run_dir, epochs=1, learning_rate=1e-2, if_finished="reuse")
+    with pytest.raises(ProjectError, match=r"training.epochs: 1 -> 3"):
+        _train(stores, run_dir, epochs=3, if_finished="reuse")
+    assert (run_dir / "FINISHED.json").read_bytes() == marker  # nothing touched
+    same = _train(stores, run_dir, epochs=1, if_finished="reuse", verbose=2)  # verbose: free
+    assert same.summary["reused"] is True
+
+
+def test_a_second_training_on_a_locked_run_folder_stops_at_once(stores, tmp_path):
+    """Two runs on one run folder: the second stops with a LockedError naming the folder and
+    the first run's pid, before any work (nothing written in the folder)."""
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from tml_cloudremoval.atomic import output_lock\n"
+            f"with output_lock({str(run_dir)!r}):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(LockedError, match=rf"run: another run \(pid {holder.pid}\)"):
+            _train(stores, run_dir)
+        assert time.monotonic() - started < 5 and not run_dir.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
 
 
 def test_a_crop_larger_than_the_patches_fails_before_training(stores, tmp_path):

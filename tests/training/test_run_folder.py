@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 
-from tml_cloudremoval.atomic import temporary_sibling
+from tml_cloudremoval.atomic import temporary_owner, temporary_sibling
+from tml_cloudremoval.errors import ProjectError
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.training.config import ModelConfig, TrainingConfig
-from tml_cloudremoval.training.run_folder import ResumeState, RunFolder, fingerprint
+from tml_cloudremoval.training.run_folder import (
+    ResumeState,
+    RunFolder,
+    fingerprint,
+    recorded_settings,
+    run_settings,
+    settings_diff,
+)
 from tml_cloudremoval.training.trainer import dummy_inputs
 
 FP = "0123456789abcdef"
@@ -62,30 +73,50 @@ def test_resume_with_other_settings_or_past_the_last_epoch_is_refused(tmp_path, 
     _checkpoint(run, network, 2)
     with pytest.raises(RuntimeError, match="other settings"):
         run.resume_state("another", 3)
+    with pytest.raises(ProjectError, match="other settings"):
+        run.resume_state("another", 3)
     with pytest.raises(RuntimeError, match="after epoch 2 but training.epochs is 1"):
         run.resume_state(FP, 1)
+
+
+def _reaped() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _as_dead_run(path, pid: int):
+    """The same temporary name as if made by the run ``pid``."""
+    parts = path.name.split(".")
+    parts[-3 if path.name.endswith(".tmp") else -4] = str(pid)
+    return path.with_name(".".join(parts))
 
 
 def test_partial_writes_of_a_killed_run_are_removed_and_whole_ones_kept(tmp_path, network):
     run = RunFolder(tmp_path / "run")
     _checkpoint(run, network, 1)
-    half_folder = temporary_sibling(run.checkpoints / "epoch_0002")
+    dead = _reaped()
+    half_folder = _as_dead_run(temporary_sibling(run.checkpoints / "epoch_0002"), dead)
     half_folder.mkdir()
     (half_folder / "trainer.weights.h5").write_bytes(b"torn")
-    half_model = temporary_sibling(run.final_model, ".keras")
+    half_model = _as_dead_run(temporary_sibling(run.final_model, ".keras"), dead)
     half_model.write_bytes(b"torn")
-    old_style = run.checkpoints / ".tmp_epoch_0002_abc"  # left by the unrefactored code
-    old_style.mkdir()
+    live = temporary_sibling(run.path / "training_log.csv")  # this live process's: kept
+    live.write_text("being written")
     (run.path / "notes.txt").write_text("mine")
     run.clean_partial()
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["epoch_0001"]
-    assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "notes.txt"]
+    assert sorted(p.name for p in run.path.iterdir()) == sorted(
+        ["checkpoints", "notes.txt", live.name]
+    )
 
 
 def test_a_checkpoint_that_fails_midway_leaves_nothing(tmp_path, network):
     run = RunFolder(tmp_path / "run")
 
     class Broken:
+        weights = ()
+
         def save(self, path):
             raise OSError("disk full")
 
@@ -140,3 +171,93 @@ def test_fingerprint_follows_the_settings_a_resume_must_share():
         fingerprint(model, cfg, 10, (32, 64)),
     ):
         assert other != base
+
+
+def test_the_refusals_name_each_setting_that_differs(tmp_path, network):
+    """Defect 6 of issue 12: resume's and reuse's refusals say which settings differ."""
+    model, cfg = ModelConfig(8, 1), TrainingConfig(batch_size=4)
+    old = run_settings(model, cfg, 10, (64, 64))
+    new = run_settings(ModelConfig(16, 1), TrainingConfig(batch_size=2), 10, (64, 64))
+    assert settings_diff(old, new) == [
+        "model.features: 8 -> 16",
+        "training.batch_size: 4 -> 2",
+    ]
+    assert settings_diff(old, old) == [] and settings_diff(None, new) == []
+    run = RunFolder(tmp_path / "run")
+    state = {"fingerprint": FP, "settings": old, "history": []}
+    run.write_checkpoint(1, network, network, state)
+    with pytest.raises(ProjectError, match=r"differ: model.features: 8 -> 16; training.batch"):
+        run.resume_state("another", 3, new)
+    run.finish(network, {"settings": old, "training": {"epochs": 3}})
+    assert run.check_reuse(old, 3)["settings"] == old
+    with pytest.raises(ProjectError, match=r"model.features: 8 -> 16.*if_finished=overwrite"):
+        run.check_reuse(new, 3)
+    with pytest.raises(
+        ProjectError, match=r"other settings than asked for: training.epochs: 3 -> 5"
+    ):
+        run.check_reuse(old, 5)
+
+
+def test_records_older_than_the_settings_key_still_name_the_differences():
+    record = {"model": {"features": 16, "blocks": 1}, "training": {"epochs": 8, "seed": 1}}
+    assert recorded_settings({**record, "n_train": 5}) == {
+        "model": {"features": 16, "blocks": 1},
+        "training": {"seed": 1},
+        "n_train": 5,
+    }
+    assert recorded_settings({"fingerprint": FP}) is None
+    new = run_settings(ModelConfig(64, 1), TrainingConfig(seed=1), 5, (64, 64))
+    assert settings_diff(recorded_settings(record), new) == ["model.features: 16 -> 64"]
+
+
+def test_a_temporary_of_a_dead_run_is_named_by_its_pid(tmp_path):
+    dead = _reaped()
+    assert temporary_owner(_as_dead_run(temporary_sibling(tmp_path / "a"), dead)) == dead
+    assert temporary_owner(_as_dead_run(temporary_sibling(tmp_path / "a", ".keras"), dead)) == dead
+
+
+LIMITED_SCRIPT = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from tml_cloudremoval.models.dsen2cr import build_dsen2cr
+    from tml_cloudremoval.training.run_folder import RunFolder
+    from tml_cloudremoval.training.trainer import dummy_inputs
+
+    run, what, limit = RunFolder(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    network = build_dsen2cr(4, 1)
+    network(dummy_inputs(True))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    if what == "checkpoint":
+        run.write_checkpoint(2, network, network, {"fingerprint": "0123456789abcdef"})
+    else:
+        run.finish(network, {"finished": True})
+    """
+)
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "final model"])
+def test_a_full_disk_fails_the_checkpoint_with_a_named_error_and_keeps_the_last(
+    tmp_path, network, what
+):
+    """With a file-size limit (as on a full disk) a checkpoint or the final model fails with an
+    OutputWriteError naming the file; no partial file is left and the previous output holds."""
+    run = RunFolder(tmp_path / "run")
+    _checkpoint(run, network, 1)
+    run.finish(network, {"finished": "before"})
+    before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    target = run.checkpoints / "epoch_0002" if what == "checkpoint" else run.final_model
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED_SCRIPT, str(run.path), what.split()[0], "20000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("tml_cloudremoval.inference.output_errors.OutputWriteError: ")
+    assert f"{target}: not written: file too large" in last and "20000 bytes" in last
+    after = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    assert after == before  # no partial file, no temporary; the last good outputs intact
+    assert run.resume_state(FP, 3).initial_epoch == 1 and run.finished() == {"finished": "before"}

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tml_cloudremoval.training.strategy import (
+    chief_by_tf_config,
     compute_dtype,
     is_chief,
     make_strategy,
@@ -39,3 +40,31 @@ def test_tensorboard_available_says_whether_the_package_imports():
     except ImportError:
         installed = False
     assert tensorboard_available() is installed
+
+
+@pytest.mark.parametrize(
+    ("distribution", "tf_config", "chief"),
+    [
+        ("none", '{"task": {"type": "worker", "index": 1}}', True),  # TF_CONFIG unused
+        ("multi_worker", None, True),
+        ("multi_worker", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"index": 0}}', True),
+        ("multi_worker", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"index": 1}}', False),
+        (
+            "multi_worker",
+            '{"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, '
+            '"task": {"type": "worker", "index": 0}}',
+            False,
+        ),
+        ("multi_worker", '{"cluster": {"chief": ["c:0"]}, "task": {"type": "chief"}}', True),
+    ],
+)
+def test_the_writer_of_the_run_folder_is_known_from_tf_config(
+    monkeypatch, distribution, tf_config, chief
+):
+    """The process that locks and writes the run folder, known before any TF work; it agrees
+    with ``is_chief`` (worker 0 without a chief task, else the chief)."""
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    assert chief_by_tf_config(distribution) is chief

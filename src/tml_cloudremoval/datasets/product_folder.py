@@ -10,24 +10,31 @@ a loader is called, as with kedro-datasets' ``PartitionedDataset``); ``save(prod
   rename; ``tml_cloudremoval.atomic``), streaming where the product is large.
 
 Before the first product is computed, ``save`` refuses every target that is one of the inputs of
-any product (through symlinks, ``..`` or hard links) or the target of two products, naming both.
-Files of other scenes already in the folder are kept (as ``PartitionedDataset`` does).
+any product (through symlinks, ``..`` or hard links) or the target of two products, naming both;
+removes the temporary files that dead runs left in the folder (``atomic.remove_stale_temporaries``:
+a run killed while writing leaves a hidden ``.<file>.<pid>.<hex>.tmp`` as big as the product); and
+takes the lock (``atomic.output_lock``) of every target, held until all are written, so a second
+run writing the same products stops at once with a ``LockedError`` naming the file and the pid.
+Files of other scenes already in the folder are kept (as ``PartitionedDataset`` does); hidden files
+(temporaries, locks) are never scenes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from kedro.io import DatasetError
 
-from tml_cloudremoval.atomic import is_temporary
+from tml_cloudremoval.atomic import output_lock, remove_stale_temporaries
 from tml_cloudremoval.datasets.folder import FolderDataset
 from tml_cloudremoval.inference.inputs import refuse_targets
 
-_SCENE_ID = re.compile(r"^[^/\\\x00]+$")
+_SCENE_ID = re.compile(r"^[^./\\\x00][^/\\\x00]*$")
+"""A scene id is a file-name part that is not hidden (hidden files are temporaries, locks)."""
 
 
 class ProductFolderDataset(FolderDataset[Mapping[str, Any], dict[str, Callable[[], Any]]]):
@@ -68,10 +75,11 @@ class ProductFolderDataset(FolderDataset[Mapping[str, Any], dict[str, Callable[[
         return self._path / f"{scene_id}{self._suffix}"
 
     def scene_ids(self) -> list[str]:
-        """Scene ids of the product files now in the folder, sorted (temporary files skipped)."""
+        """Scene ids of the product files now in the folder, sorted (hidden files: temporaries
+        and locks, skipped)."""
         if not self._path.is_dir():
             return []
-        names = (p.name for p in self._path.iterdir() if p.is_file() and not is_temporary(p))
+        names = (p.name for p in self._path.iterdir() if p.is_file() and not p.name.startswith("."))
         cut = len(self._suffix)
         return sorted(n[: len(n) - cut] for n in names if n.endswith(self._suffix) and len(n) > cut)
 
@@ -93,14 +101,18 @@ class ProductFolderDataset(FolderDataset[Mapping[str, Any], dict[str, Callable[[
         ]  # fmt: skip
         if bad:
             raise DatasetError(
-                f"{self._path}: scene ids must be file-name parts and products need "
+                f"{self._path}: scene ids must be file-name parts (not hidden) and products need "
                 f"'sources' and 'write(path)'; faulty: {', '.join(bad)}"
             )
         targets = {sid: self.path_of(sid) for sid in data}
         refuse_targets(targets, [s for product in data.values() for s in product.sources])
         self._path.mkdir(parents=True, exist_ok=True)
-        for sid, product in data.items():
-            product.write(targets[sid])
+        remove_stale_temporaries(self._path)
+        with ExitStack() as locks:
+            for target in targets.values():
+                locks.enter_context(output_lock(target))
+            for sid, product in data.items():
+                product.write(targets[sid])
 
     def _exists(self) -> bool:
         return bool(self.scene_ids())

@@ -217,14 +217,15 @@ def inspect_scene(
 
 
 def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """(h, w) bool True where a pixel has no data: any band equal to ``nodata`` or NaN.
+    """(h, w) bool True where a pixel has no data: any band equal to ``nodata``, NaN or +-inf
+    (NaN is nodata whether the file says so or not; inf is no reflectance either).
 
-    None when the file declares no nodata value and holds no NaN (every pixel valid).
+    None when the file declares no nodata value and holds no NaN or inf (every pixel valid).
     """
     bad = None
     if np.issubdtype(data.dtype, np.floating):
-        nan = np.isnan(data).any(axis=-1)
-        bad = nan if nan.any() else None
+        missing = ~np.isfinite(data).all(axis=-1)
+        bad = missing if missing.any() else None
     if nodata is not None and not np.isnan(nodata):
         hit = (data == np.asarray(nodata).astype(data.dtype)).any(axis=-1)
         bad = hit if bad is None else bad | hit
@@ -248,7 +249,7 @@ class OpticalReader:
 
         Returns (optical (height, width, 10) float32 model units, valid (height, width) bool or
         None when the scene declares no nodata). Parts beyond the scene edge are filled by edge
-        replication; nodata pixels are fed to the model as 0.
+        replication; nodata pixels (nodata value, NaN, inf) are fed to the model as 0.
         """
         info = self.info
         h_in = max(0, min(height, info.height - y0))

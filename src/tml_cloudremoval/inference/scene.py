@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
+from tml_cloudremoval.atomic import output_lock, remove_stale_temporaries
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.engine import (
     TileInput,
@@ -106,7 +107,7 @@ def _predict_pair(
     uses_sar = "sar" in [t.name for t in model.inputs]
     if uses_sar and pair.sar is None:
         raise ValueError(f"{info.path}: the model needs SAR but no SAR file was given")
-    nodata = output_nodata(info.nodata, config.output_dtype)
+    nodata = output_nodata(info.nodata, config.output_dtype, info.header.dtype)
     with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb):
         sar, coverage = load_sar_40m(pair, config.sar_method) if uses_sar else (None, 1.0)
         with (
@@ -163,7 +164,8 @@ def predict_scene(
             is averaged onto the 40 m grid aligned with the scene (None for optical-only models).
         output_path: the 10-band GeoTIFF to write (scene CRS, transform, size, nodata; band
             descriptions; tiled, compressed; run facts in the ``TML_INFERENCE`` tag), written
-            atomically; it may not be an input.
+            atomically (locked while written; temporaries of dead runs next to it removed);
+            it may not be an input.
         config: tiling and output options (``tile_size``, ``overlap``, ``batch_size``,
             ``output_dtype``, ``sar_method``, ``compress``, ``gdal_cache_mb``, ``progress``);
             None: the defaults of :class:`InferenceConfig`.
@@ -176,7 +178,10 @@ def predict_scene(
     s1 = None if s1_path is None else Path(s1_path)
     pair = check_scenes([SceneSource("scene", Path(s2_path), s1)])[0]
     refuse_targets({"cloud-free scene": output_path}, pair.sources)
-    facts = _predict_pair(model, pair, Path(output_path), config, start)
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output_path):  # as the product folder datasets do
+        remove_stale_temporaries(Path(output_path).parent)
+        facts = _predict_pair(model, pair, Path(output_path), config, start)
     return {**facts, "output_path": str(output_path)}
 
 

@@ -3,7 +3,8 @@
 - :func:`output_nodata` and :func:`to_output` turn blended rows (model units) into output rows in
   the output type, with nodata where the input had none.
 - :class:`SceneWriter` writes rows into a temporary sibling of the product
-  (``tml_cloudremoval.atomic.atomic_file``) and renames it into place only when complete.
+  (``tml_cloudremoval.atomic.atomic_file``) and renames it into place only when complete; a
+  disk that is full (or a file-size limit) ends it with an ``OutputWriteError`` naming the file.
 - :class:`BackgroundRowWriter` converts and writes rows in a background thread, overlapping with
   the prediction of the next tile row (one chunk in flight: bounded memory).
 
@@ -30,6 +31,7 @@ from rasterio.windows import Window
 from tml_cloudremoval.atomic import atomic_file
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.inference.config import OutputDtype
+from tml_cloudremoval.inference.output_errors import write_errors
 from tml_cloudremoval.normalise import OPTICAL_CLIP_DN, OPTICAL_SCALE
 from tml_cloudremoval.raster import geotiff_profile
 
@@ -49,11 +51,17 @@ class Grid(Protocol):
     transform: Affine
 
 
-def output_nodata(input_nodata: float | None, dtype: str) -> float | None:
+def output_nodata(
+    input_nodata: float | None, dtype: str, input_dtype: str = "uint16"
+) -> float | None:
     """The output's nodata value: the input's where the output type can hold it.
 
-    None stays None; a NaN or out-of-range value becomes 0 for uint16 and NaN for float32.
+    A NaN or out-of-range value becomes 0 for uint16 and NaN for float32. None stays None for
+    an integer input; a floating-point input (``input_dtype``) may hold NaN, which is nodata
+    whether tagged or not, so it gets 0 (uint16) or NaN (float32) as if tagged NaN.
     """
+    if input_nodata is None and np.issubdtype(np.dtype(input_dtype), np.floating):
+        input_nodata = float("nan")
     if input_nodata is None:
         return None
     if dtype == "uint16":
@@ -215,12 +223,17 @@ class SceneWriter:
         """Write (count, n, width) at the next unwritten row."""
         n = bands_rows.shape[1]
         window = Window(0, self._written, self.width, n)
-        self._ds.write(bands_rows.astype(self.dtype, copy=False), window=window)
+        with write_errors(self.path):
+            self._ds.write(bands_rows.astype(self.dtype, copy=False), window=window)
         self._written += n
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         """Close the file (dataset first, then the rename of ``atomic_file``); on any error the
-        temporary file is removed and the error goes on."""
+        temporary file is removed and the error goes on (no room: an ``OutputWriteError``)."""
+        with write_errors(self.path):
+            return self._close(exc_type, exc, tb)
+
+    def _close(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is None:
             try:
                 if self._next_row != self.height or self._written != self.height:

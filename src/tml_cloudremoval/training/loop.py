@@ -16,23 +16,29 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from tml_cloudremoval.atomic import output_lock
 from tml_cloudremoval.data.input_pipeline import epoch_size, eval_dataset, train_dataset
 from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.errors import ProjectError
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.training.config import ModelConfig, TrainingConfig
 from tml_cloudremoval.training.run_folder import (
     EpochCheckpoint,
     ResumeState,
     RunFolder,
-    fingerprint,
+    RunFolderError,
+    run_settings,
+    settings_fingerprint,
 )
 from tml_cloudremoval.training.strategy import (
+    chief_by_tf_config,
     compute_dtype,
     is_chief,
     make_strategy,
@@ -50,6 +56,10 @@ from tml_cloudremoval.training.trainer import CloudRemovalTrainer, dummy_inputs,
 log = logging.getLogger(__name__)
 
 
+class TrainingDataError(ProjectError):
+    """The patch stores cannot be trained on as asked (empty, crop larger than the patches)."""
+
+
 @dataclass
 class TrainingResult:
     """What ``train`` returns: the float32 product network and a JSON-able summary."""
@@ -64,10 +74,10 @@ def check_stores(
     """(training crop in px, validation store or None when it is empty); raises before any
     work when the training store is empty or the crop does not fit its patches."""
     if len(train_store) < 1:
-        raise ValueError(f"{train_store.path}: the training store holds no patches")
+        raise TrainingDataError(f"{train_store.path}: the training store holds no patches")
     crop = crop_size or min(train_store.height, train_store.width)
     if crop > min(train_store.height, train_store.width):
-        raise ValueError(
+        raise TrainingDataError(
             f"{train_store.path}: crop_size {crop} exceeds the patch size "
             f"{train_store.height}x{train_store.width}"
         )
@@ -77,20 +87,24 @@ def check_stores(
     return crop, val_store
 
 
-def finished_result(run: RunFolder, cfg: TrainingConfig) -> TrainingResult | None:
-    """Apply ``training.if_finished`` to a finished run folder: the reused result, an error,
-    or None to train (after removing the folder for ``overwrite``, or when not finished)."""
+def finished_result(
+    run: RunFolder, cfg: TrainingConfig, settings: dict[str, Any]
+) -> TrainingResult | None:
+    """Apply ``training.if_finished`` to a finished run folder: the reused result (only when
+    it was trained with these ``settings`` and epochs), an error, or None to train (after
+    removing the folder for ``overwrite``, or when not finished)."""
     finished = run.finished()
     if finished is None:
         return None
     if cfg.if_finished == "error":
-        raise RuntimeError(
+        raise RunFolderError(
             f"training run in {run.path} has already finished ({run.marker} exists; its model "
             f"is {run.final_model}). Not retraining over it: set training.if_finished=reuse to "
             "return that model, training.if_finished=overwrite to train again from scratch in "
             "that folder, or point the catalog entry training_run at a new folder."
         )
     if cfg.if_finished == "reuse":
+        finished = run.check_reuse(settings, cfg.epochs)
         log.info("training run in %s already finished: reusing %s", run.path, run.final_model)
         return TrainingResult(run.load_final_model(), {**finished, "reused": True})
     log.info("training run in %s already finished: overwriting it (if_finished)", run.path)
@@ -276,19 +290,52 @@ def train(
     """Train (or resume) DSen2-CR on ``train_store`` in ``run``, validating on full
     ``val_store`` patches (see the module docstring for the steps and the rules).
 
+    The run folder is locked (``atomic.output_lock``, by the chief) for the whole training: a
+    second run on the same folder stops at once with a ``LockedError`` naming it and the pid.
     Returns the float32 product network and a summary (settings, data sizes, per-epoch history,
     timings, covered MAE of the model vs. the cloudy input on validation). ``callbacks`` are
     added to the project's own (NaN stop, checkpoint, TensorBoard).
     """
     started = time.perf_counter()
     crop, val_store = check_stores(train_store, val_store, cfg.crop_size)
-    reused = finished_result(run, cfg)
-    if reused is not None:
-        return reused
-    n_train = len(train_store)
-    fp = fingerprint(model_cfg, cfg, n_train, (train_store.height, train_store.width))
-    resume = run.resume_state(fp, cfg.epochs)
+    patch = (train_store.height, train_store.width)
+    settings = run_settings(model_cfg, cfg, len(train_store), patch)
+    writer = chief_by_tf_config(cfg.distribution)  # other workers only read the folder
+    with output_lock(run.path) if writer else nullcontext():
+        reused = finished_result(run, cfg, settings)
+        if reused is not None:
+            return reused
+        fp = settings_fingerprint(settings)
+        resume = run.resume_state(fp, cfg.epochs, settings, clean=writer)
+        return _train_from(
+            (train_store, val_store),
+            model_cfg,
+            cfg,
+            run,
+            callbacks,
+            crop,
+            resume,
+            settings,
+            started,
+        )
 
+
+def _train_from(
+    stores: tuple[PatchStore, PatchStore | None],
+    model_cfg: ModelConfig,
+    cfg: TrainingConfig,
+    run: RunFolder,
+    callbacks: Sequence[keras.callbacks.Callback],
+    crop: int,
+    resume: ResumeState,
+    settings: dict[str, Any],
+    started: float,
+) -> TrainingResult:
+    """The TF part of :func:`train`, from the ``resume`` state on (the run folder locked);
+    ``settings``: :func:`run_settings` of this run; ``started``: when :func:`train` began."""
+    train_store, val_store = stores
+    n_train = len(train_store)
+    fp = settings_fingerprint(settings)
     strategy, chief, dtype = prepare_tf(cfg)
     sizes, val_store = epoch_sizes(n_train, val_store, cfg, strategy.num_replicas_in_sync)
     trainer, network = build_trainer(model_cfg, cfg, strategy, dtype, resume.weights)
@@ -296,8 +343,8 @@ def train(
     train_ds, val_ds = make_datasets(
         train_store, val_store, model_cfg, cfg, crop, resume.initial_epoch, sizes.replicas
     )
-    state = {"fingerprint": fp, "model": asdict(model_cfg), "training": asdict(cfg)}
-    state.update(n_train=n_train, n_val=sizes.n_val)
+    state = {"fingerprint": fp, "settings": settings, "model": asdict(model_cfg)}
+    state.update(training=asdict(cfg), n_train=n_train, n_val=sizes.n_val)
     history = resume.history  # extended in place by EpochCheckpoint, epoch by epoch
     export = lambda: export_network(network, model_cfg)  # noqa: E731
     all_callbacks = [*make_callbacks(run, state, history, export, cfg, chief), *callbacks]
@@ -310,6 +357,7 @@ def train(
         "run_dir": str(run.path),
         "model": asdict(model_cfg),
         "training": asdict(cfg),
+        "settings": settings,
         "parameters": int(product.count_params()),
         **run_figures(n_train, sizes, dtype, resume.initial_epoch, cfg.epochs, fit_seconds),
         "seconds_this_session": round(time.perf_counter() - started, 2),

@@ -15,8 +15,10 @@ Resume
     hidden temporary sibling renamed into place when complete; a rename is atomic), every other
     file with ``atomic_file``, so a run killed at any moment, ``kill -9`` included, leaves only
     whole checkpoints and at most temporary siblings, which the next start removes
-    (:meth:`RunFolder.clean_partial`). Starting the same command again loads the newest
-    checkpoint (weights and optimizer state) and continues with the next epoch; each epoch's
+    (:meth:`RunFolder.clean_partial`). A full disk (or a file-size limit) ends a write with an
+    ``OutputWriteError`` naming the file; the checkpoints before it stay whole. Starting the
+    same command again loads the newest checkpoint (weights and optimizer state) and continues
+    with the next epoch; each epoch's
     data depends only on (seed, epoch) (``data.input_pipeline.epoch_plan``), so the resumed run
     trains on the same batches as an uninterrupted one. Resuming with different settings (model
     size, batch, crop, learning rate, loss, seed, steps per epoch, data size) is refused: use a
@@ -39,15 +41,18 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pandas as pd
 
 from tml_cloudremoval.atomic import (
     atomic_file,
     atomic_folder,
-    is_temporary,
+    remove_stale_temporaries,
     write_json_atomic,
     write_text_atomic,
 )
+from tml_cloudremoval.errors import ProjectError
+from tml_cloudremoval.inference.output_errors import check_room, write_errors
 from tml_cloudremoval.training.config import FINGERPRINT_KEYS, ModelConfig, TrainingConfig
 
 FINISHED_MARKER = "FINISHED.json"
@@ -66,17 +71,81 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     return path
 
 
-def fingerprint(
+class RunFolderError(ProjectError, RuntimeError):
+    """The run folder holds a run this one may not continue or reuse (the message says why
+    and what to do). A ``RuntimeError`` too, as these refusals were before."""
+
+
+def run_settings(
     model_cfg: ModelConfig, cfg: TrainingConfig, n_train: int, patch: tuple[int, int]
-) -> str:
-    """Hash of the settings a resumed run must share with the interrupted one."""
-    relevant = {
+) -> dict[str, Any]:
+    """The settings a resumed run must share with the interrupted one (JSON values)."""
+    return {
         "model": asdict(model_cfg),
         "training": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS},
         "n_train": n_train,
         "patch": list(patch),
     }
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint(
+    model_cfg: ModelConfig, cfg: TrainingConfig, n_train: int, patch: tuple[int, int]
+) -> str:
+    """Hash of :func:`run_settings`."""
+    return settings_fingerprint(run_settings(model_cfg, cfg, n_train, patch))
+
+
+def settings_fingerprint(settings: dict[str, Any]) -> str:
+    """Hash of settings made by :func:`run_settings` (16 hex digits)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"features": 8}}`` -> ``{"model.features": 8}``."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def settings_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """``"key: old -> new"`` for each setting of ``new`` that ``old`` (a run's record) does not
+    share; keys ``old`` lacks are left out (runs written before settings were recorded)."""
+    if not old:
+        return []
+    before, after = _flat(old), _flat(new)
+    return [
+        f"{key}: {before[key]!r} -> {value!r}"
+        for key, value in after.items()
+        if key in before and before[key] != value
+    ]
+
+
+def recorded_settings(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The :func:`run_settings` a checkpoint's ``state.json`` or a ``FINISHED.json`` records;
+    for records older than the ``settings`` key, those its ``model``, ``training`` and
+    ``n_train`` give; None when it records none."""
+    if "settings" in record:
+        return record["settings"]
+    if "model" not in record and "training" not in record:
+        return None
+    training = record.get("training") or {}
+    settings = {
+        "model": record.get("model") or {},
+        "training": {k: training[k] for k in FINGERPRINT_KEYS if k in training},
+    }
+    return settings | ({"n_train": record["n_train"]} if "n_train" in record else {})
+
+
+def _differences(record: dict[str, Any], settings: dict[str, Any] | None) -> str:
+    """The settings that differ between a run's ``record`` and this run, as one phrase."""
+    diff = settings_diff(recorded_settings(record), settings or {})
+    if diff:
+        return "differ: " + "; ".join(diff)
+    return "differ (model, batch, crop, learning rate, loss, seed, steps per epoch or data)"
 
 
 @dataclass
@@ -154,51 +223,75 @@ class RunFolder:
         return done[-1] if done else None
 
     def clean_partial(self) -> None:
-        """Remove the temporary siblings (files and folders) left by a run killed while writing."""
+        """Remove the temporary siblings (files and folders) left by runs killed while writing
+        (``atomic.remove_stale_temporaries``: each logged with its size)."""
         for folder in (self.checkpoints, self.path):
-            if not folder.is_dir():
-                continue
-            for p in folder.iterdir():
-                if not is_temporary(p):
-                    continue
-                if p.is_dir():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
+            remove_stale_temporaries(folder)
 
     def remove(self) -> None:
         """Delete the whole run folder (``if_finished: overwrite``)."""
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def resume_state(self, fingerprint: str, epochs: int) -> ResumeState:
-        """Clean partial writes, then the state to continue from (a fresh one without
-        checkpoint). Refuses a checkpoint of other settings or past ``epochs``."""
-        self.clean_partial()
+    def resume_state(
+        self,
+        fingerprint: str,
+        epochs: int,
+        settings: dict[str, Any] | None = None,
+        clean: bool = True,
+    ) -> ResumeState:
+        """Clean partial writes (``clean``: the writer of the folder only), then the state to
+        continue from (a fresh one without checkpoint). Refuses a checkpoint of other settings
+        (naming those that differ from ``settings``, :func:`run_settings` of this run) or
+        past ``epochs``."""
+        if clean:
+            self.clean_partial()
         latest = self.latest_checkpoint()
         if latest is None:
             return ResumeState()
         epoch, folder = latest
         state = json.loads((folder / STATE_JSON).read_text())
         if state.get("fingerprint") != fingerprint:
-            raise RuntimeError(
-                f"{folder} was written with other settings (model, batch, crop, learning rate, "
-                "loss, seed, steps per epoch or training data differ) than this run: resuming "
-                "would mix two trainings. Point the catalog entry training_run at a new folder, "
-                "or delete that folder to start over."
+            raise RunFolderError(
+                f"{folder} was written with other settings than this run: they "
+                f"{_differences(state, settings)}. Resuming would mix two trainings: point the "
+                "catalog entry training_run at a new folder, or delete that folder to start over."
             )
         if epoch > epochs:
-            raise RuntimeError(
+            raise RunFolderError(
                 f"{self.path} holds a checkpoint after epoch {epoch} but training.epochs is "
                 f"{epochs}: raise epochs or point the catalog entry training_run at a new folder"
             )
         return ResumeState(epoch, list(state.get("history", [])), folder)
+
+    def check_reuse(self, settings: dict[str, Any], epochs: int) -> dict[str, Any]:
+        """The summary of the finished run, to reuse its model; refuses (naming each setting
+        that differs, ``key: old -> new``) a run of other settings (:func:`run_settings`) or
+        another number of ``epochs``, as resuming does."""
+        finished = self.finished() or {}
+        recorded = recorded_settings(finished)
+        trained = (finished.get("training") or {}).get("epochs")
+        diff = settings_diff(recorded, settings)
+        if trained is not None and trained != epochs:
+            diff.append(f"training.epochs: {trained!r} -> {epochs!r}")
+        if diff:
+            raise RunFolderError(
+                f"training run in {self.path} has finished with other settings than asked "
+                f"for: {'; '.join(diff)}. training.if_finished=reuse returns only the model of "
+                "the same settings: point the catalog entry training_run at a new folder, or "
+                "set training.if_finished=overwrite to train again in that folder."
+            )
+        return finished
 
     def write_checkpoint(
         self, epoch: int, trainer: keras.Model, product: keras.Model, state: dict[str, Any]
     ) -> Path:
         """``checkpoints/epoch_NNNN/`` for ``epoch`` (1-based), written as one atomic folder."""
         final = self.checkpoints / f"epoch_{epoch:04d}"
-        with atomic_folder(final, durable=True) as tmp:
+        optimizer = getattr(trainer, "optimizer", None)
+        weights = _nbytes(trainer.weights) + _nbytes(getattr(optimizer, "variables", None) or [])
+        network = _nbytes(product.weights)
+        check_room(final, max(weights, network) + SAVE_OVERHEAD, weights + network + SAVE_OVERHEAD)
+        with write_errors(final), atomic_folder(final, durable=True) as tmp:
             trainer.save_weights(tmp / TRAINER_WEIGHTS)
             product.save(tmp / CHECKPOINT_MODEL)
             (tmp / STATE_JSON).write_text(json.dumps(state, indent=2, default=str))
@@ -219,12 +312,24 @@ class RunFolder:
         lines = [",".join(keys)]
         for row in history:
             lines.append(",".join(_csv_value(row.get(k, "")) for k in keys))
-        write_text_atomic(self.path / LOG_CSV, "\n".join(lines) + "\n")
+        with write_errors(self.path / LOG_CSV):
+            write_text_atomic(self.path / LOG_CSV, "\n".join(lines) + "\n")
 
     def finish(self, product: keras.Model, summary: dict[str, Any]) -> None:
         """The final model, then ``FINISHED.json`` (last: its presence means finished)."""
-        save_model_atomic(product, self.final_model)
-        write_json_atomic(self.marker, summary)
+        with write_errors(self.final_model):
+            save_model_atomic(product, self.final_model)
+        with write_errors(self.marker):
+            write_json_atomic(self.marker, summary)
+
+
+SAVE_OVERHEAD = 256 * 2**10
+"""Bytes an HDF5 / .keras file needs beyond its arrays (headers, config), at most."""
+
+
+def _nbytes(variables: Any) -> int:
+    """Bytes of the values of Keras ``variables``."""
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def _csv_value(value: Any) -> str:

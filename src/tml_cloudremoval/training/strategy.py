@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import typing
@@ -71,6 +72,25 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     resolver = strategy.cluster_resolver
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def chief_by_tf_config(distribution: str) -> bool:
+    """Whether this process will be the chief (:func:`is_chief`), read from TF_CONFIG before any
+    TF work: True unless ``multi_worker`` and TF_CONFIG names another task as the chief."""
+    if distribution != "multi_worker" or not os.environ.get("TF_CONFIG"):
+        return True
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+    except (ValueError, AttributeError):
+        return True  # TF itself will reject it
+    if task.get("type", "worker") == "chief":
+        return True
+    return (
+        task.get("type", "worker") == "worker"
+        and int(task.get("index", 0)) == 0
+        and ("chief" not in cluster)
+    )
 
 
 def tensorboard_available() -> bool:
