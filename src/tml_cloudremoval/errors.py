@@ -17,3 +17,8 @@ class ProjectError(ValueError):
 
 class LockedError(ProjectError):
     """Another run holds the lock of an output (a store, a run folder, a product folder)."""
+
+
+class SceneError(ProjectError):
+    """A scene that cannot be cleaned as asked: its files (missing, no SAR partner, faults found
+    in the input checks) or settings that do not fit the scene or the model."""

@@ -5,7 +5,7 @@
   -> ``T32TMT_2024``; ``data/01_raw/tml_scene/s2_cloudy.tif`` -> ``tml_scene``.
 - :func:`find_scene_pairs` pairs ``<id><optical_suffix>.tif`` with ``<id><sar_suffix>.tif``.
 - :func:`scenes_of` lists the scenes a config asks for (one scene, or a folder of them).
-- :func:`check_scenes` reads every header and raises one ``ValueError`` listing every fault.
+- :func:`check_scenes` reads every header and raises one ``SceneError`` listing every fault.
 - :func:`scene_plan` / :func:`scenes_from_plan`: the checked scenes as JSON and back;
   :func:`products_of`: the product files of the run's scenes.
 - :func:`target_faults` refuses product paths that are inputs (through symlinks, ``..`` or hard
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tml_cloudremoval.atomic import same_file
+from tml_cloudremoval.errors import SceneError
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.reader import ScenePair, inspect_scene
 
@@ -57,12 +58,12 @@ def find_scene_pairs(
     Every ``<prefix><optical_suffix>.tif`` (or ``.tiff``) is an optical scene, and its SAR is
     ``<prefix><sar_suffix>.tif`` (or ``.tiff``) in the same folder; e.g. with the suffixes
     "s2_cloudy" and "s1": ``T32TMT_2024_s2_cloudy.tif`` + ``T32TMT_2024_s1.tif`` (id
-    "T32TMT_2024"). ``sar_suffix`` None: no SAR. Raises ``ValueError`` naming the folder or the
+    "T32TMT_2024"). ``sar_suffix`` None: no SAR. Raises ``SceneError`` naming the folder or the
     optical file when the folder holds no scene or a scene has no SAR partner.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{folder}: scenes folder does not exist")
+        raise SceneError(f"{folder}: scenes folder does not exist")
     pairs: list[SceneSource] = []
     missing: list[str] = []
     for path in sorted(folder.iterdir()):
@@ -78,9 +79,9 @@ def find_scene_pairs(
                 continue
         pairs.append(SceneSource(scene_id(path, optical_suffix), path, sar))
     if missing:
-        raise ValueError("scene(s) without SAR:\n  " + "\n  ".join(missing))
+        raise SceneError("scene(s) without SAR:\n  " + "\n  ".join(missing))
     if not pairs:
-        raise ValueError(
+        raise SceneError(
             f"{folder}: no optical scene named <id>{optical_suffix}.tif in this folder"
         )
     return pairs
@@ -96,7 +97,7 @@ def scenes_of(config: InferenceConfig) -> list[SceneSource]:
 
 
 def check_scenes(scenes: Sequence[SceneSource]) -> list[ScenePair]:
-    """Check every scene (headers only); raise one ``ValueError`` listing every fault.
+    """Check every scene (headers only); raise one ``SceneError`` listing every fault.
 
     Faults: unreadable, truncated or missing files, wrong band counts, SAR that does not overlap
     its scene, two scenes with the same id (they would write the same products).
@@ -116,7 +117,7 @@ def check_scenes(scenes: Sequence[SceneSource]) -> list[ScenePair]:
         if pair is not None:
             pairs.append(pair)
     if problems:
-        raise ValueError(
+        raise SceneError(
             f"{len(problems)} fault(s) in the input checks of {len(scenes)} scene(s); nothing "
             "was predicted:\n  " + "\n  ".join(problems)
         )
@@ -155,10 +156,10 @@ def target_faults(
 def refuse_targets(
     targets: Mapping[str, str | os.PathLike], sources: Iterable[str | os.PathLike]
 ) -> None:
-    """Raise one ``ValueError`` listing every :func:`target_faults` fault (before any work)."""
+    """Raise one ``SceneError`` listing every :func:`target_faults` fault (before any work)."""
     faults = target_faults(targets, sources)
     if faults:
-        raise ValueError(
+        raise SceneError(
             f"{len(faults)} fault(s) in the output paths; nothing was written:\n  "
             + "\n  ".join(faults)
         )
@@ -200,8 +201,8 @@ def scenes_from_plan(plan: Mapping[str, Any]) -> list[SceneSource]:
 
 def products_of(scenes: Sequence[SceneSource], products: Mapping[str, Any]) -> dict[str, Path]:
     """{scene_id: product path} of the run's scenes from a loaded product folder ({scene_id:
-    loader with a ``path``}); ``ValueError`` naming every scene whose product is missing."""
+    loader with a ``path``}); ``SceneError`` naming every scene whose product is missing."""
     missing = [s.scene_id for s in scenes if s.scene_id not in products]
     if missing:
-        raise ValueError(f"no product for scene(s) {missing}; the folder holds {sorted(products)}")
+        raise SceneError(f"no product for scene(s) {missing}; the folder holds {sorted(products)}")
     return {s.scene_id: Path(products[s.scene_id].path) for s in scenes}

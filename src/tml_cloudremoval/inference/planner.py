@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tml_cloudremoval.bands import SAR_FACTOR
+from tml_cloudremoval.errors import SceneError
 
 ALIGN = SAR_FACTOR
 """Tile offsets and sizes are multiples of this (4: one 40 m SAR pixel is 4 x 4 optical pixels)."""
@@ -162,7 +163,7 @@ def _tile_counts(height: int, width: int, tile_size: int, overlap: int) -> tuple
         if best is None or key < best:
             best = key
     if best is None:
-        raise ValueError(f"tile_size {tile_size} px is too small for an overlap of {overlap} px")
+        raise SceneError(f"tile_size {tile_size} px is too small for an overlap of {overlap} px")
     return best[3], best[4]
 
 
@@ -186,26 +187,26 @@ def plan_tiles(
         receptive_field: the model's receptive field in pixels (odd); the weight is zero within
             ``receptive_field // 2`` pixels of interior tile edges.
 
-    Raises ``ValueError`` for sizes that break these rules.
+    Raises ``SceneError`` for sizes that break these rules.
     """
     if height < 1 or width < 1:
-        raise ValueError(f"scene size must be positive, got {height} x {width}")
+        raise SceneError(f"scene size must be positive, got {height} x {width}")
     if receptive_field < 1:
-        raise ValueError(f"receptive field must be >= 1 pixel, got {receptive_field}")
+        raise SceneError(f"receptive field must be >= 1 pixel, got {receptive_field}")
     for name, value in (("tile_size", tile_size), ("overlap", overlap)):
         if value < 0 or value % ALIGN:
-            raise ValueError(
+            raise SceneError(
                 f"{name} must be a non-negative multiple of {ALIGN} (the 40 m SAR grid), "
                 f"got {value}"
             )
     if overlap < receptive_field:
-        raise ValueError(
+        raise SceneError(
             f"overlap {overlap} px is smaller than the model's receptive field "
             f"{receptive_field} px: tiles would show seams (use at least "
             f"{_round_up(receptive_field, ALIGN)})"
         )
     if tile_size <= overlap:
-        raise ValueError(f"tile_size {tile_size} px must be larger than the overlap {overlap} px")
+        raise SceneError(f"tile_size {tile_size} px must be larger than the overlap {overlap} px")
     height_p, width_p = _round_up(height, ALIGN), _round_up(width, ALIGN)
     rows, cols = _tile_counts(height_p, width_p, int(tile_size), int(overlap))
     ys, heights = _axis_split(height_p, rows, overlap)
@@ -262,7 +263,7 @@ def seam_free_overlap(receptive_field: int) -> int:
 def plan_batches(plan: TilePlan, batch_size: int) -> list[tuple[int, list[Tile]]]:
     """Tiles grouped into batches of equal shape, never across tile rows: [(row, tiles)]."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise SceneError(f"batch_size must be >= 1, got {batch_size}")
     out: list[tuple[int, list[Tile]]] = []
     for r in range(plan.n_rows):
         current: list[Tile] = []

@@ -39,6 +39,7 @@ from tml_cloudremoval.bands import (
     TML_BAND_NAMES,
     tml_band_indices,
 )
+from tml_cloudremoval.errors import SceneError
 from tml_cloudremoval.normalise import OPTICAL_CLIP_DN, OPTICAL_SCALE, normalise_sar
 from tml_cloudremoval.raster import RasterError, RasterHeader, read_header
 from tml_cloudremoval.sar import fill_nan_with_channel_mean, grid_40m, sar_to_40m, warp_sar_to_grid
@@ -299,7 +300,7 @@ def load_sar_40m(pair: ScenePair, method: str = "mean") -> tuple[np.ndarray, flo
     """
     optical, header = pair.optical, pair.sar
     if header is None:
-        raise ValueError(f"{optical.path}: no SAR file for this scene")
+        raise SceneError(f"{optical.path}: no SAR file for this scene")
     transform, h40, w40 = grid_40m(optical.transform, optical.height, optical.width)
     if header.crs is None:
         with warnings.catch_warnings():

@@ -22,6 +22,7 @@ import numpy as np
 import rasterio
 
 from tml_cloudremoval.atomic import output_lock, remove_stale_temporaries
+from tml_cloudremoval.errors import SceneError
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.engine import (
     TileInput,
@@ -98,7 +99,7 @@ def _predict_pair(
     """Plan, read, predict, blend and write one checked scene; returns its run facts."""
     info = pair.optical
     if config.output_dtype not in OUTPUT_DTYPES:
-        raise ValueError(
+        raise SceneError(
             f"output_dtype must be one of {OUTPUT_DTYPES}, got {config.output_dtype!r}"
         )
     rf = receptive_field(model)
@@ -106,7 +107,7 @@ def _predict_pair(
     plan = plan_tiles(info.height, info.width, config.tile_size, overlap, rf)
     uses_sar = "sar" in [t.name for t in model.inputs]
     if uses_sar and pair.sar is None:
-        raise ValueError(f"{info.path}: the model needs SAR but no SAR file was given")
+        raise SceneError(f"{info.path}: the model needs SAR but no SAR file was given")
     nodata = output_nodata(info.nodata, config.output_dtype, info.header.dtype)
     with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb):
         sar, coverage = load_sar_40m(pair, config.sar_method) if uses_sar else (None, 1.0)
@@ -171,7 +172,7 @@ def predict_scene(
             None: the defaults of :class:`InferenceConfig`.
 
     Returns the run facts (sizes, tiles, seconds, Mpx/s, SAR coverage, ...) and ``output_path``.
-    Raises ``ValueError`` naming the file for bad inputs or outputs, before any prediction.
+    Raises ``SceneError`` naming the file for bad inputs or outputs, before any prediction.
     """
     start = time.perf_counter()
     config = config or InferenceConfig()
