@@ -18,11 +18,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, S2_BAND_NAMES, SAR_FACTOR
+from tml_cloudremoval.data.content import content_faults
 from tml_cloudremoval.data.discovery import table_fingerprint
 from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.layout import MODALITIES
 from tml_cloudremoval.data.splits import SPLITS
-from tml_cloudremoval.raster import RasterError, RasterHeader, read_header
+from tml_cloudremoval.raster import RasterError, RasterHeader, read_header, read_raster
 
 __all__ = [
     "EXPECTED_BANDS",
@@ -113,8 +114,20 @@ def _partner_fault(other: RasterHeader, reference: RasterHeader) -> str | None:
     return f"{differs} of its S2 partner {reference.path}" if differs else None
 
 
-def _triplet_faults(row: Any) -> tuple[list[tuple[str, str]], RasterHeader | None]:
-    """``([(path, fault), ...], header of the cloud-free S2 or None)`` of one table row."""
+def _pixel_faults(modality: str, path: str) -> list[str]:
+    """Content faults of one file whose header is good (reads its pixels once)."""
+    try:
+        image = read_raster(path, nodata_to_nan=modality == "s1")
+    except RasterError as exc:
+        return [exc.fault]
+    return content_faults(modality, image)
+
+
+def _triplet_faults(
+    row: Any, content: bool = True
+) -> tuple[list[tuple[str, str]], RasterHeader | None]:
+    """``([(path, fault), ...], header of the cloud-free S2 or None)`` of one table row; with
+    ``content``, the pixels of every file with a good header are checked too."""
     faults: list[tuple[str, str]] = []
     headers: dict[str, RasterHeader] = {}
     for modality in MODALITIES:
@@ -124,7 +137,10 @@ def _triplet_faults(row: Any) -> tuple[list[tuple[str, str]], RasterHeader | Non
         except RasterError as exc:
             faults.append((str(path), exc.fault))
             continue
-        faults += [(str(path), fault) for fault in _file_faults(modality, headers[modality])]
+        file_faults = _file_faults(modality, headers[modality])
+        if content and not file_faults:
+            file_faults = _pixel_faults(modality, path)
+        faults += [(str(path), fault) for fault in file_faults]
     reference = headers.get("s2")
     if reference is not None:
         for modality in ("s1", "s2_cloudy"):
@@ -158,12 +174,15 @@ def _size_outliers(
 
 
 def validate_triplets(
-    table: pd.DataFrame, same_size: bool = True, progress: bool = False
+    table: pd.DataFrame, same_size: bool = True, progress: bool = False, content: bool = True
 ) -> list[TripletProblem]:
-    """Check every file of every triplet from its TIFF header (no pixels are read).
+    """Check every file of every triplet: its TIFF header, then (``content``) its pixels.
 
     Per file: exists, readable, not truncated, :data:`EXPECTED_BANDS` bands of one of
-    :data:`EXPECTED_DTYPES`, width and height multiples of 4 (the 40 m SAR grid). Per triplet:
+    :data:`EXPECTED_DTYPES`, width and height multiples of 4 (the 40 m SAR grid); with
+    ``content``, the pixels of a file with a good header are read once and every band checked
+    (:func:`~tml_cloudremoval.data.content.content_faults`: all NaN, constant, ``inf``, outside
+    the physical range), each fault naming the band. Per triplet:
     S1 and cloudy S2 have the size of the cloud-free S2, and the same CRS and geotransform where
     both are georeferenced. With ``same_size``, triplets whose size differs from the most common
     one are reported too (a store holds one size). Returns every problem found (empty: all good).
@@ -176,7 +195,7 @@ def validate_triplets(
     if progress:
         iterator = tqdm(iterator, total=len(rows), desc="validate triplets", unit="triplet")
     for row in iterator:
-        faults, reference = _triplet_faults(row)
+        faults, reference = _triplet_faults(row, content)
         problems += [TripletProblem(row.split, row.scene_id, row.patch, p, f) for p, f in faults]
         if faults:
             bad_rows.add(row.Index)

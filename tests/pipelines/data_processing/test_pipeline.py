@@ -147,7 +147,8 @@ def _break_files(raw: Path) -> dict[str, tuple[Path, str]]:
     write_geotiff_atomic(bands, np.zeros((16, 16, 3), np.float32))
     faults["bands"] = (bands, "S1 file has 3 bands, expected 2")
     size = official_paths(raw, "ROIs1158_spring", 2, 7)["s1"]
-    write_geotiff_atomic(size, np.zeros((8, 8, 2), np.float32))
+    s1_8x8 = np.random.default_rng(0).uniform(-25, -5, (8, 8, 2)).astype(np.float32)
+    write_geotiff_atomic(size, s1_8x8)  # good pixels: only the size is wrong
     faults["size"] = (size, "size 8x8 (width x height) differs from its S2 partner")
     truncated = official_paths(raw, "ROIs1868_summer", 10, 2)["s2_cloudy"]
     write_geotiff_atomic(truncated, np.ones((16, 16, 13), np.uint16), tiled=False, compress=None)
