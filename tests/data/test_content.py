@@ -44,7 +44,9 @@ def test_s1_faults_name_the_band():
     s1 = _s1()
     s1[0, 0, 0] = -9999.0  # an undeclared fill value
     (fault,) = content_faults("s1", s1)
-    assert fault.startswith("band VV: values -9999..") and "outside the plausible -100..50 dB" in fault
+    assert (
+        fault.startswith("band VV: values -9999..") and "outside the plausible -100..50 dB" in fault
+    )
 
 
 def test_s2_faults_name_the_band():

@@ -132,7 +132,8 @@ from tml_cloudremoval.data.patch_store import write_patch_store
 def samples():
     for i in range(40):
         time.sleep(0.1)
-        yield {"s2_cloudy": np.full((8, 8, 10), 7, np.uint16), "s2": np.full((8, 8, 10), 7, np.uint16),
+        optical = np.full((8, 8, 10), 7, np.uint16)
+        yield {"s2_cloudy": optical, "s2": optical,
                "s1": np.full((2, 2, 2), -1.0, np.float32), "mask": np.zeros((8, 8), np.uint8)}
 write_patch_store(sys.argv[1], samples(), 40, 8, 8, pd.DataFrame({"i": range(40)}))
 """
@@ -185,7 +186,8 @@ def test_file_size_limit_fails_clearly_and_keeps_the_old_store(tmp_path):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
     n, h = 4, 64
-    samples = ({{"s2_cloudy": np.ones((h, h, 10), np.uint16), "s2": np.ones((h, h, 10), np.uint16),
+    optical = np.ones((h, h, 10), np.uint16)
+    samples = ({{"s2_cloudy": optical, "s2": optical,
                 "s1": np.zeros((h // 4, h // 4, 2), np.float32), "mask": np.zeros((h, h), np.uint8)}}
                for _ in range(n))
     try:

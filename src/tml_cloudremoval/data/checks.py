@@ -17,8 +17,13 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from tml_cloudremoval.bands import S1_BAND_NAMES, S2_BAND_NAMES, SAR_FACTOR
-from tml_cloudremoval.data.content import content_faults
+from tml_cloudremoval.bands import SAR_FACTOR
+from tml_cloudremoval.data.content import (
+    EXPECTED_BANDS,
+    EXPECTED_DTYPES,
+    content_faults,
+    layout_faults,
+)
 from tml_cloudremoval.data.discovery import table_fingerprint
 from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.layout import MODALITIES
@@ -37,23 +42,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EXPECTED_BANDS: dict[str, int] = {
-    "s1": len(S1_BAND_NAMES),
-    "s2": len(S2_BAND_NAMES),
-    "s2_cloudy": len(S2_BAND_NAMES),
-}
-
-EXPECTED_DTYPES: dict[str, tuple[str, ...]] = {
-    "s1": ("float32", "float64"),
-    "s2": ("uint16",),
-    "s2_cloudy": ("uint16",),
-}
-"""Accepted file dtypes: S1 backscatter in dB (float), S2 DN = reflectance x 10000 (uint16)."""
-
 ON_BAD_FILE: tuple[str, ...] = ("error", "skip")
 """What :func:`select_valid_triplets` does with bad triplets."""
-
-_LABELS = {"s1": "S1", "s2": "S2 (cloud-free)", "s2_cloudy": "S2 cloudy"}
 
 
 @dataclass(frozen=True)
@@ -79,13 +69,7 @@ def _size_text(width: int, height: int) -> str:
 
 def _file_faults(modality: str, header: RasterHeader) -> list[str]:
     """Faults of one file on its own: band count, dtype, size on the 40 m grid."""
-    label = _LABELS[modality]
-    faults = []
-    if header.count != EXPECTED_BANDS[modality]:
-        faults.append(f"{label} file has {header.count} bands, expected {EXPECTED_BANDS[modality]}")
-    if header.dtype not in EXPECTED_DTYPES[modality]:
-        expected = " or ".join(EXPECTED_DTYPES[modality])
-        faults.append(f"{label} file has dtype {header.dtype}, expected {expected}")
+    faults = layout_faults(modality, header.count, header.dtype)
     if header.width % SAR_FACTOR or header.height % SAR_FACTOR:
         faults.append(
             f"{_size_text(header.width, header.height)} is not a multiple of {SAR_FACTOR}"

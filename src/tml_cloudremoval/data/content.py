@@ -19,12 +19,31 @@ from tml_cloudremoval.bands import S1_BAND_NAMES, S2_BAND_NAMES
 from tml_cloudremoval.data.errors import DataError
 
 __all__ = [
+    "EXPECTED_BANDS",
+    "EXPECTED_DTYPES",
     "S1_DB_RANGE",
     "S2_DN_MAX",
     "S2_SATURATED",
     "check_triplet_content",
     "content_faults",
+    "layout_faults",
+    "shape_faults",
 ]
+
+EXPECTED_BANDS: dict[str, int] = {
+    "s1": len(S1_BAND_NAMES),
+    "s2": len(S2_BAND_NAMES),
+    "s2_cloudy": len(S2_BAND_NAMES),
+}
+
+EXPECTED_DTYPES: dict[str, tuple[str, ...]] = {
+    "s1": ("float32", "float64"),
+    "s2": ("uint16",),
+    "s2_cloudy": ("uint16",),
+}
+"""Accepted file dtypes: S1 backscatter in dB (float), S2 DN = reflectance x 10000 (uint16)."""
+
+LABELS: dict[str, str] = {"s1": "S1", "s2": "S2 (cloud-free)", "s2_cloudy": "S2 cloudy"}
 
 S1_DB_RANGE: tuple[float, float] = (-100.0, 50.0)
 """Plausible S1 backscatter in dB (real surfaces: about -50 to +20 dB)."""
@@ -35,6 +54,37 @@ S2_DN_MAX = 30000
 S2_SATURATED = 65535
 """The L1C saturation code: accepted (SEN12MS-CR patches hold saturated pixels; the optical
 preprocessing clips to 10000 anyway)."""
+
+
+def layout_faults(modality: str, count: int, dtype: str) -> list[str]:
+    """Band count and dtype of one file against :data:`EXPECTED_BANDS` / :data:`EXPECTED_DTYPES`
+    (the header check of validation and the pixel check of the build say the same)."""
+    label = LABELS[modality]
+    faults = []
+    if count != EXPECTED_BANDS[modality]:
+        faults.append(f"{label} file has {count} bands, expected {EXPECTED_BANDS[modality]}")
+    if dtype not in EXPECTED_DTYPES[modality]:
+        expected = " or ".join(EXPECTED_DTYPES[modality])
+        faults.append(f"{label} file has dtype {dtype}, expected {expected}")
+    return faults
+
+
+def shape_faults(raw: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+    """Per modality: band count and dtype, and the size against the cloud-free S2's (equal,
+    multiples of 4: the 40 m grid)."""
+    height, width = np.shape(raw["s2"])[:2]
+    faults: dict[str, list[str]] = {}
+    for modality, image in raw.items():
+        found = layout_faults(modality, image.shape[-1], str(image.dtype))
+        h, w = image.shape[:2]
+        if (h, w) != (height, width):
+            found.append(
+                f"size {w}x{h} (width x height) differs from its S2 partner's {width}x{height}"
+            )
+        elif h % 4 or w % 4:
+            found.append(f"size {w}x{h} (width x height) is not a multiple of 4")
+        faults[modality] = found
+    return faults
 
 
 def _band_names(modality: str, count: int) -> Sequence[str]:
@@ -61,7 +111,9 @@ def _float_band_faults(band: np.ndarray, low: float, high: float, unit: str) -> 
 
 def _dn_band_faults(band: np.ndarray) -> list[str]:
     if np.issubdtype(band.dtype, np.floating):
-        return _float_band_faults(band, 0.0, float(S2_DN_MAX), " DN")
+        n_nan = int(np.isnan(band).sum())
+        faults = [f"{n_nan} NaN value(s) (S2 DN are uint16: no NaN)"] if n_nan else []
+        return faults + _float_band_faults(band, 0.0, float(S2_DN_MAX), " DN")
     lo, hi = int(band.min()), int(band.max())
     faults = [f"constant (every pixel is {lo})"] if lo == hi else []
     implausible = band[(band > S2_DN_MAX) & (band != S2_SATURATED)]
@@ -96,13 +148,13 @@ def content_faults(modality: str, image: np.ndarray) -> list[str]:
 
 
 def check_triplet_content(row: Mapping[str, Any], raw: Mapping[str, np.ndarray]) -> None:
-    """Raise one :class:`DataError` naming every file and band of the triplet ``row`` (paths
-    ``<modality>_path``) whose pixels ``raw[modality]`` have :func:`content_faults`."""
-    lines = [
-        f"{row[f'{modality}_path']}: {fault}"
-        for modality, image in raw.items()
-        for fault in content_faults(modality, image)
-    ]
+    """Raise one :class:`DataError` naming every file (paths ``row[<modality>_path]``) of the
+    triplet whose arrays ``raw[modality]`` have :func:`shape_faults` or, where the shape is
+    right, :func:`content_faults` (each naming the band)."""
+    lines = []
+    for modality, faults in shape_faults(raw).items():
+        faults = faults or content_faults(modality, raw[modality])
+        lines += [f"{row[f'{modality}_path']}: {fault}" for fault in faults]
     if lines:
         raise DataError(
             "unusable pixels (nothing was replaced; fix or remove the files, or run "
