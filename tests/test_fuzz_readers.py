@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from affine import Affine
 from support.fuzz_readers import KINDS, run_fuzz
 
 from tml_cloudremoval.data.layout import match_official_name, official_paths
 from tml_cloudremoval.raster import write_geotiff_atomic
+
+UTM_10M = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5000000.0)
 
 
 def _synthetic_triplets(root: Path) -> list[dict[str, Path]]:
@@ -20,7 +23,7 @@ def _synthetic_triplets(root: Path) -> list[dict[str, Path]]:
     out = []
     for i, options in enumerate(
         [
-            {"crs": "EPSG:32631", "transform": None, "tiled": True, "compress": "deflate"},
+            {"crs": "EPSG:32631", "transform": UTM_10M, "tiled": True, "compress": "deflate"},
             {"tiled": False, "compress": None},
         ]
     ):
@@ -28,10 +31,6 @@ def _synthetic_triplets(root: Path) -> list[dict[str, Path]]:
         s2 = rng.integers(100, 4000, (32, 32, 13), dtype=np.uint16)
         s1 = rng.uniform(-25, -5, (32, 32, 2)).astype(np.float32)
         s1[0, 0, 0] = np.nan
-        if options.get("crs"):
-            from affine import Affine
-
-            options["transform"] = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5000000.0)
         write_geotiff_atomic(paths["s1"], s1, **options)
         write_geotiff_atomic(paths["s2"], s2, **options)
         cloudy = s2.copy()

@@ -186,9 +186,9 @@ def test_file_size_limit_fails_clearly_and_keeps_the_old_store(tmp_path):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
     n, h = 4, 64
-    optical = np.ones((h, h, 10), np.uint16)
+    optical, mask = np.ones((h, h, 10), np.uint16), np.zeros((h, h), np.uint8)
     samples = ({{"s2_cloudy": optical, "s2": optical,
-                "s1": np.zeros((h // 4, h // 4, 2), np.float32), "mask": np.zeros((h, h), np.uint8)}}
+                "s1": np.zeros((h // 4, h // 4, 2), np.float32), "mask": mask}}
                for _ in range(n))
     try:
         write_patch_store({str(path)!r}, samples, n, h, h, pd.DataFrame({{"i": range(n)}}))

@@ -291,7 +291,7 @@ def _write_all_nan_vv(path: Path) -> None:
 
 
 def test_content_fault_found_before_any_store_is_replaced(tmp_path, raw, caplog):
-    """Issue 12 defect 4: an all-NaN S1 band is named (file and band) by validation; skip drops it."""
+    """Issue 12 defect 4: an all-NaN S1 band is named (file, band) by validation; skip drops it."""
     out = tmp_path / "out"
     catalog = make_catalog(out, project_params(root=str(raw)))
     run(catalog)

@@ -50,8 +50,9 @@ def split_triplets(triplets: pd.DataFrame, data: dict[str, Any]) -> _Tables:
 def validate_triplets(
     train_triplets: pd.DataFrame, val_triplets: pd.DataFrame, test_triplets: pd.DataFrame
 ) -> dict[str, Any]:
-    """Check every file of every split from its header -> the validation report (JSON): each
-    problem (split, scene_id, patch, path, fault) and fingerprints of the lists it checked."""
+    """Check every file of every split, its header and then its pixels band by band (all NaN,
+    constant, inf, outside the physical range) -> the validation report (JSON): each problem
+    (split, scene_id, patch, path, fault) and fingerprints of the lists it checked."""
     tables = _tables(train_triplets, val_triplets, test_triplets)
     n = sum(len(t) for t in tables.values())
     return checks.validation_report(tables, progress=n > 1000)
