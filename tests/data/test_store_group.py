@@ -81,6 +81,8 @@ def test_group_failure_in_the_last_member_keeps_all_old(tmp_path):
         )
     assert [_value(p) for p in paths.values()] == [1, 1, 1]
     assert _temporaries(tmp_path) == []
+    with pytest.raises(DataError, match="another folder of its group failed"):
+        _write(paths["test"], 2, 2, group=group, member="test")
     _write(paths["train"], 1, 4)  # every lock was released
     assert _value(paths["train"]) == 4
 

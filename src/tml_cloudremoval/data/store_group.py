@@ -91,6 +91,7 @@ class FolderGroup:
         if not self.members or len(set(self.members)) != len(self.members):
             raise ValueError(f"a folder group needs distinct member names, got {self.members}")
         self._written: dict[str, Path] = {}
+        self._failed = False
         self._stack = ExitStack()
         self._mutex = threading.Lock()  # Kedro's async saving may call write from threads
         self._finalizer = weakref.finalize(self, _abandon, self._stack)
@@ -110,6 +111,8 @@ class FolderGroup:
         """
         path = Path(path)
         with self._mutex:
+            if self._failed:
+                raise DataError(f"{path}: not written: another folder of its group failed")
             if member not in self.pending:
                 raise ValueError(f"{member!r} is not a pending member of {self.members}")
             try:
@@ -133,5 +136,5 @@ class FolderGroup:
 
     def _abort(self, exc: BaseException) -> None:
         self._finalizer.detach()
+        self._failed = True  # nothing more may be written
         self._stack.__exit__(type(exc), exc, exc.__traceback__)
-        self._written = dict.fromkeys(self.members, Path())  # nothing more may be written
