@@ -202,7 +202,7 @@ def validation_report(tables: Mapping[str, pd.DataFrame], progress: bool = False
     if problems:
         log.warning("%d problem(s) in %d triplet(s)", len(problems), len(bad))
     else:
-        log.info("all %d triplets passed the header checks", len(everything))
+        log.info("all %d triplets passed the header and pixel checks", len(everything))
     return {
         "n_triplets": {s: len(t) for s, t in tables.items()},
         "n_bad_triplets": {s: sum(1 for b in bad if b[0] == s) for s in tables},
