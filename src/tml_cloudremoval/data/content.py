@@ -126,6 +126,19 @@ def _dn_band_faults(band: np.ndarray) -> list[str]:
     return faults
 
 
+def _suspicious(modality: str, band: np.ndarray) -> bool:
+    """True where a band may have a fault (its plain min and max tell, NaN propagating);
+    the band functions then say what exactly is wrong."""
+    lo, hi = band.min(), band.max()
+    if np.issubdtype(band.dtype, np.floating):
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return True
+        low, high = S1_DB_RANGE if modality == "s1" else (0.0, float(S2_DN_MAX))
+    else:
+        low, high = 0, S2_DN_MAX
+    return bool(lo == hi or lo < low or hi > high)
+
+
 def content_faults(modality: str, image: np.ndarray) -> list[str]:
     """Faults of one file's pixels ``(H, W, C)``, each ``"band <name>: <fault>"``.
 
@@ -138,7 +151,11 @@ def content_faults(modality: str, image: np.ndarray) -> list[str]:
         return [f"pixels of shape {image.shape}, expected a non-empty (H, W, C) image"]
     faults = []
     names = _band_names(modality, image.shape[-1])
-    for name, band in zip(names, np.moveaxis(image, -1, 0), strict=True):
+    # band-major copy: a band of a pixel-interleaved image is a strided view, slow to scan
+    bands = np.ascontiguousarray(np.moveaxis(image, -1, 0))
+    for name, band in zip(names, bands, strict=True):
+        if not _suspicious(modality, band):
+            continue
         if modality == "s1":
             found = _float_band_faults(band, *S1_DB_RANGE, " dB")
         else:
