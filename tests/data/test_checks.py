@@ -44,7 +44,8 @@ def test_validate_wrong_band_count_and_dtype(table):
 
 def test_validate_size_mismatch_names_both_files(table, write_triplet):
     paths = _paths(table, "p7")
-    write_triplet(paths, size=(16, 16), georef=True, s1=np.zeros((8, 16, 2), np.float32))
+    s1 = np.random.default_rng(0).uniform(-25, -5, (8, 16, 2)).astype(np.float32)
+    write_triplet(paths, size=(16, 16), georef=True, s1=s1)
     problems = validate_triplets(table)
     assert len(problems) == 1
     assert problems[0].path == str(paths["s1"])

@@ -182,3 +182,33 @@ def test_fingerprint_follows_paths(official_root):
     assert table_fingerprint(table) == table_fingerprint(table.copy())
     assert table_fingerprint(table) != table_fingerprint(table.iloc[1:])
     assert len(table_fingerprint(table)) == 16
+
+
+def test_root_holding_both_layouts_is_refused_naming_both(tmp_path, make_tree, triplets_written):
+    """Issue 12 defect 2: official and flattened folders side by side: never drop files quietly."""
+    root = make_tree(tmp_path / "both", "official", triplets_written)  # 7 triplets
+    make_tree(root, "flattened", triplets_written[:2])  # 2 triplets
+    with pytest.raises(DataError) as err:
+        discover_triplets(root)
+    message = str(err.value)
+    assert str(root) in message
+    assert "official" in message and "7 triplets" in message
+    assert "flattened" in message and "2 triplets" in message
+    assert "data.layout=official" in message and "data.layout=flattened" in message
+    with pytest.raises(DataError, match="both"):
+        build_triplet_table(root)
+
+
+@pytest.mark.parametrize(("layout", "n", "ignored"), [("official", 7, 2), ("flattened", 2, 7)])
+def test_explicit_layout_reads_only_that_one_and_logs_the_other(
+    tmp_path, make_tree, triplets_written, caplog, layout, n, ignored
+):
+    root = make_tree(tmp_path / "both", "official", triplets_written)
+    make_tree(root, "flattened", triplets_written[:2])
+    with caplog.at_level(logging.WARNING, logger="tml_cloudremoval.data.discovery"):
+        table = discover_triplets(root, layout=layout)
+    assert len(table) == n
+    marker = "/s1/" if layout == "flattened" else "_s1/s1_"
+    assert table["s1_path"].str.contains(marker).all()
+    other = "flattened" if layout == "official" else "official"
+    assert f"the {other} layout there ({ignored} triplets) is ignored" in caplog.text

@@ -85,3 +85,10 @@ def test_sort_key_is_natural_order():
         ("A_10", "p2"),
         ("B_1", "p1"),
     ]
+
+
+def test_detect_layout_refuses_a_root_holding_both(tmp_path, make_tree, triplets_written):
+    root = make_tree(tmp_path / "both", "official", triplets_written[:1])
+    make_tree(root, "flattened", triplets_written[:1])
+    with pytest.raises(DataError, match="both the official layout .* and the flattened layout"):
+        detect_layout(root)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
+from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.patch_store import PatchStore, sample_shape, write_patch_store
 
 
@@ -26,6 +27,11 @@ def _samples(n: int, h: int = 8, w: int = 12, offset: int = 0) -> list[dict[str,
             }
         )
     return out
+
+
+def _entries(folder) -> list[str]:
+    """What a folder holds, without the lock files of its outputs (``.<name>.lock``)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
 
 
 def _index(n: int) -> pd.DataFrame:
@@ -64,7 +70,7 @@ def test_replaces_existing_store_whole(tmp_path):
     write_patch_store(path, _samples(1, offset=5), 1, 8, 12, _index(1))
     store = PatchStore.open(path)
     assert len(store) == 1 and store.s2_cloudy[0, 0, 0, 0] == 105
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["val"]
+    assert _entries(tmp_path) == ["val"]
 
 
 def test_failed_write_keeps_old_store(tmp_path):
@@ -75,11 +81,11 @@ def test_failed_write_keeps_old_store(tmp_path):
         yield from _samples(1, offset=7)
         raise OSError("disk on fire")
 
-    with pytest.raises(OSError, match="disk on fire"):
+    with pytest.raises(DataError, match=f"^{path}: writing failed \\(disk on fire\\)"):
         write_patch_store(path, broken(), 2, 8, 12, _index(2))
     store = PatchStore.open(path)
     assert len(store) == 2 and store.s2_cloudy[0, 0, 0, 0] == 100
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["test"]
+    assert _entries(tmp_path) == ["test"]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +101,7 @@ def test_write_checks(tmp_path, n_samples, n, index_rows, size, message):
     with pytest.raises(ValueError, match=message):
         write_patch_store(tmp_path / "s", _samples(n_samples), n, *size, _index(index_rows))
     assert not (tmp_path / "s").exists()
-    assert list(tmp_path.iterdir()) == []
+    assert _entries(tmp_path) == []
 
 
 def test_open_errors(tmp_path):

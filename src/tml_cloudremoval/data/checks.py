@@ -17,12 +17,18 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from tml_cloudremoval.bands import S1_BAND_NAMES, S2_BAND_NAMES, SAR_FACTOR
+from tml_cloudremoval.bands import SAR_FACTOR
+from tml_cloudremoval.data.content import (
+    EXPECTED_BANDS,
+    EXPECTED_DTYPES,
+    content_faults,
+    layout_faults,
+)
 from tml_cloudremoval.data.discovery import table_fingerprint
 from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.layout import MODALITIES
 from tml_cloudremoval.data.splits import SPLITS
-from tml_cloudremoval.raster import RasterError, RasterHeader, read_header
+from tml_cloudremoval.raster import RasterError, RasterHeader, read_header, read_raster
 
 __all__ = [
     "EXPECTED_BANDS",
@@ -36,23 +42,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EXPECTED_BANDS: dict[str, int] = {
-    "s1": len(S1_BAND_NAMES),
-    "s2": len(S2_BAND_NAMES),
-    "s2_cloudy": len(S2_BAND_NAMES),
-}
-
-EXPECTED_DTYPES: dict[str, tuple[str, ...]] = {
-    "s1": ("float32", "float64"),
-    "s2": ("uint16",),
-    "s2_cloudy": ("uint16",),
-}
-"""Accepted file dtypes: S1 backscatter in dB (float), S2 DN = reflectance x 10000 (uint16)."""
-
 ON_BAD_FILE: tuple[str, ...] = ("error", "skip")
 """What :func:`select_valid_triplets` does with bad triplets."""
-
-_LABELS = {"s1": "S1", "s2": "S2 (cloud-free)", "s2_cloudy": "S2 cloudy"}
 
 
 @dataclass(frozen=True)
@@ -78,13 +69,7 @@ def _size_text(width: int, height: int) -> str:
 
 def _file_faults(modality: str, header: RasterHeader) -> list[str]:
     """Faults of one file on its own: band count, dtype, size on the 40 m grid."""
-    label = _LABELS[modality]
-    faults = []
-    if header.count != EXPECTED_BANDS[modality]:
-        faults.append(f"{label} file has {header.count} bands, expected {EXPECTED_BANDS[modality]}")
-    if header.dtype not in EXPECTED_DTYPES[modality]:
-        expected = " or ".join(EXPECTED_DTYPES[modality])
-        faults.append(f"{label} file has dtype {header.dtype}, expected {expected}")
+    faults = layout_faults(modality, header.count, header.dtype)
     if header.width % SAR_FACTOR or header.height % SAR_FACTOR:
         faults.append(
             f"{_size_text(header.width, header.height)} is not a multiple of {SAR_FACTOR}"
@@ -113,8 +98,20 @@ def _partner_fault(other: RasterHeader, reference: RasterHeader) -> str | None:
     return f"{differs} of its S2 partner {reference.path}" if differs else None
 
 
-def _triplet_faults(row: Any) -> tuple[list[tuple[str, str]], RasterHeader | None]:
-    """``([(path, fault), ...], header of the cloud-free S2 or None)`` of one table row."""
+def _pixel_faults(modality: str, path: str) -> list[str]:
+    """Content faults of one file whose header is good (reads its pixels once)."""
+    try:
+        image = read_raster(path, nodata_to_nan=modality == "s1")
+    except RasterError as exc:
+        return [exc.fault]
+    return content_faults(modality, image)
+
+
+def _triplet_faults(
+    row: Any, content: bool = True
+) -> tuple[list[tuple[str, str]], RasterHeader | None]:
+    """``([(path, fault), ...], header of the cloud-free S2 or None)`` of one table row; with
+    ``content``, the pixels of every file with a good header are checked too."""
     faults: list[tuple[str, str]] = []
     headers: dict[str, RasterHeader] = {}
     for modality in MODALITIES:
@@ -124,7 +121,10 @@ def _triplet_faults(row: Any) -> tuple[list[tuple[str, str]], RasterHeader | Non
         except RasterError as exc:
             faults.append((str(path), exc.fault))
             continue
-        faults += [(str(path), fault) for fault in _file_faults(modality, headers[modality])]
+        file_faults = _file_faults(modality, headers[modality])
+        if content and not file_faults:
+            file_faults = _pixel_faults(modality, path)
+        faults += [(str(path), fault) for fault in file_faults]
     reference = headers.get("s2")
     if reference is not None:
         for modality in ("s1", "s2_cloudy"):
@@ -158,12 +158,15 @@ def _size_outliers(
 
 
 def validate_triplets(
-    table: pd.DataFrame, same_size: bool = True, progress: bool = False
+    table: pd.DataFrame, same_size: bool = True, progress: bool = False, content: bool = True
 ) -> list[TripletProblem]:
-    """Check every file of every triplet from its TIFF header (no pixels are read).
+    """Check every file of every triplet: its TIFF header, then (``content``) its pixels.
 
     Per file: exists, readable, not truncated, :data:`EXPECTED_BANDS` bands of one of
-    :data:`EXPECTED_DTYPES`, width and height multiples of 4 (the 40 m SAR grid). Per triplet:
+    :data:`EXPECTED_DTYPES`, width and height multiples of 4 (the 40 m SAR grid); with
+    ``content``, the pixels of a file with a good header are read once and every band checked
+    (:func:`~tml_cloudremoval.data.content.content_faults`: all NaN, constant, ``inf``, outside
+    the physical range), each fault naming the band. Per triplet:
     S1 and cloudy S2 have the size of the cloud-free S2, and the same CRS and geotransform where
     both are georeferenced. With ``same_size``, triplets whose size differs from the most common
     one are reported too (a store holds one size). Returns every problem found (empty: all good).
@@ -176,7 +179,7 @@ def validate_triplets(
     if progress:
         iterator = tqdm(iterator, total=len(rows), desc="validate triplets", unit="triplet")
     for row in iterator:
-        faults, reference = _triplet_faults(row)
+        faults, reference = _triplet_faults(row, content)
         problems += [TripletProblem(row.split, row.scene_id, row.patch, p, f) for p, f in faults]
         if faults:
             bad_rows.add(row.Index)
@@ -199,7 +202,7 @@ def validation_report(tables: Mapping[str, pd.DataFrame], progress: bool = False
     if problems:
         log.warning("%d problem(s) in %d triplet(s)", len(problems), len(bad))
     else:
-        log.info("all %d triplets passed the header checks", len(everything))
+        log.info("all %d triplets passed the header and pixel checks", len(everything))
     return {
         "n_triplets": {s: len(t) for s, t in tables.items()},
         "n_bad_triplets": {s: sum(1 for b in bad if b[0] == s) for s in tables},

@@ -20,9 +20,9 @@ from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.layout import (
     FLATTENED_FOLDERS,
     MODALITIES,
-    detect_layout,
     flattened_folders_present,
     flattened_paths,
+    layouts_present,
     match_any_name,
     match_official_name,
     official_glob,
@@ -145,21 +145,55 @@ def _rows_of_scan(root: Path, layout: str) -> tuple[list[dict[str, str]], list[P
     return rows, odd
 
 
+def _choose_layout(root: Path, layout: str) -> str:
+    """The layout to read under root. ``"auto"`` with both layouts present is refused, naming
+    both and their triplet counts (reading both would list a flattened copy of the official
+    files twice, possibly in two splits; reading one silently would drop the other's files);
+    an explicit layout reads only that one and logs what the other holds."""
+    present = layouts_present(root)
+    counts = {name: len(_rows_of_scan(root, name)[0]) for name in present}
+    if layout == "auto":
+        if len(present) == 2:
+            raise DataError(
+                f"{root}: holds both SEN12MS-CR layouts: the official one "
+                f"(<ROI>_<season>_s1/_s2/_s2_cloudy, {counts['official']} triplets) and the "
+                f"flattened one (s1/, s2_cloudFree/, s2_cloudy/, {counts['flattened']} triplets); "
+                "set data.layout=official or data.layout=flattened to read one of them"
+            )
+        if not present:
+            raise DataError(
+                f"{root}: no SEN12MS-CR data found: expected folders "
+                "<ROI>_<season>_s1/_s2/_s2_cloudy (official layout) or s1/, s2_cloudFree/, "
+                "s2_cloudy/ (flattened DSen2-CR layout)"
+            )
+        return present[0]
+    for other in present:
+        if other != layout:
+            log.warning(
+                "%s: data.layout=%s: the %s layout there (%d triplets) is ignored",
+                root,
+                layout,
+                other,
+                counts[other],
+            )
+    return layout
+
+
 def discover_triplets(root: str | Path, layout: str = "auto") -> pd.DataFrame:
     """Scan ``root`` for triplets (official or flattened layout) -> triplet table, split ``""``.
 
     A patch found in any of the three modalities gives a row; where a partner file is missing,
     its expected path is listed anyway (and ``validate_triplets`` reports it), so an incomplete
     triplet is never dropped silently. Rows are sorted by ROI/season, scene number, patch
-    number. Raises :class:`DataError` naming the root when it is missing or holds no triplet.
+    number. Raises :class:`DataError` naming the root when it is missing or holds no triplet,
+    and, with ``layout="auto"``, when it holds both layouts (see :func:`_choose_layout`).
     """
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; use one of {LAYOUTS}")
     root = Path(root).resolve()
-    if layout == "auto":
-        layout = detect_layout(root)
-    elif not root.is_dir():
+    if not root.is_dir():
         raise DataError(f"{root}: data root does not exist or is not a folder")
+    layout = _choose_layout(root, layout)
     rows, odd = _rows_of_scan(root, layout)
     if odd:
         log.warning(

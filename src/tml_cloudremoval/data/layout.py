@@ -36,8 +36,10 @@ __all__ = [
     "flattened_folders_present",
     "flattened_name",
     "flattened_paths",
+    "layouts_present",
     "match_any_name",
     "match_official_name",
+    "official_folders_present",
     "official_glob",
     "official_paths",
     "official_relpaths",
@@ -164,16 +166,39 @@ def flattened_folders_present(root: Path) -> dict[str, Path]:
     return found
 
 
+def official_folders_present(root: Path) -> list[Path]:
+    """The official-layout modality folders (``*_s1``, ``*_s2``, ``*_s2_cloudy``) under root."""
+    return sorted({p for m in MODALITIES for p in root.glob(f"*_{m}") if p.is_dir()})
+
+
+def layouts_present(root: str | Path) -> tuple[str, ...]:
+    """The layouts whose folders root holds: ``()``, ``("official",)``, ``("flattened",)`` or
+    both (a root holding a flattened copy next to the official download)."""
+    root = Path(root)
+    found = []
+    if official_folders_present(root):
+        found.append("official")
+    if flattened_folders_present(root):
+        found.append("flattened")
+    return tuple(found)
+
+
 def detect_layout(root: str | Path) -> str:
     """``"flattened"`` if root holds ``s1/`` (and the S2 folders), ``"official"`` if it holds
-    ``*_s1`` / ``*_s2`` / ``*_s2_cloudy`` folders. Raises :class:`DataError` otherwise."""
+    ``*_s1`` / ``*_s2`` / ``*_s2_cloudy`` folders. Raises :class:`DataError` when it holds
+    neither, or both (which one to read is the user's choice: ``data.layout``)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data root does not exist or is not a folder")
-    if flattened_folders_present(root):
-        return "flattened"
-    if any(p.is_dir() for suffix in MODALITIES for p in root.glob(f"*_{suffix}")):
-        return "official"
+    present = layouts_present(root)
+    if len(present) == 1:
+        return present[0]
+    if present:
+        raise DataError(
+            f"{root}: holds both the official layout (<ROI>_<season>_s1/_s2/_s2_cloudy) and the "
+            "flattened layout (s1/, s2_cloudFree/, s2_cloudy/); set data.layout=official or "
+            "data.layout=flattened to choose one"
+        )
     raise DataError(
         f"{root}: no SEN12MS-CR data found: expected folders <ROI>_<season>_s1/_s2/_s2_cloudy "
         "(official layout) or s1/, s2_cloudFree/, s2_cloudy/ (flattened DSen2-CR layout)"

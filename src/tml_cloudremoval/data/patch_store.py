@@ -15,6 +15,7 @@ the cloud detector and resampling SAR for every sample of every epoch.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -25,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tml_cloudremoval.atomic import atomic_folder
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
+from tml_cloudremoval.data.store_group import FolderGroup
 
 ARRAYS: dict[str, tuple[np.dtype, str]] = {
     "s2_cloudy": (np.dtype(np.uint16), "optical"),
@@ -88,16 +89,26 @@ class PatchStore:
         return cls(path=path, index=index, meta=meta, **arrays)
 
 
+def _allocated_memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.memmap:
+    """A new ``.npy`` memory map whose disk blocks are reserved up front: a full disk (or a file
+    size limit) raises ``OSError`` here, not a ``SIGBUS`` at the first write to a hole."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+    return array
+
+
 def _write_arrays(
     folder: Path, samples: Iterable[Mapping[str, np.ndarray]], n: int, height: int, width: int
 ) -> None:
     """Fill ``<folder>/<name>.npy`` for every array of :data:`ARRAYS` with exactly n samples."""
     arrays = {
-        name: np.lib.format.open_memmap(
-            folder / f"{name}.npy",
-            mode="w+",
-            dtype=dtype,
-            shape=(n, *sample_shape(kind, height, width)),
+        name: _allocated_memmap(
+            folder / f"{name}.npy", dtype, (n, *sample_shape(kind, height, width))
         )
         for name, (dtype, kind) in ARRAYS.items()
     }
@@ -114,6 +125,30 @@ def _write_arrays(
         array.flush()
 
 
+def fill_patch_store(
+    folder: Path,
+    samples: Iterable[Mapping[str, np.ndarray]],
+    n: int,
+    height: int,
+    width: int,
+    index: pd.DataFrame,
+    meta: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the files of a store (arrays, ``index.csv``, ``meta.json``) into an empty folder."""
+    _write_arrays(folder, samples, n, height, width)
+    index.to_csv(folder / "index.csv", index=False)
+    full_meta = {
+        "n": n,
+        "height": height,
+        "width": width,
+        "bands": list(TML_BAND_NAMES),
+        "sar_bands": list(S1_BAND_NAMES),
+        "sar_factor": SAR_FACTOR,
+        **(meta or {}),
+    }
+    (folder / "meta.json").write_text(json.dumps(full_meta, indent=2))
+
+
 def write_patch_store(
     path: str | os.PathLike,
     samples: Iterable[Mapping[str, np.ndarray]],
@@ -122,29 +157,28 @@ def write_patch_store(
     width: int,
     index: pd.DataFrame,
     meta: Mapping[str, Any] | None = None,
+    group: FolderGroup | None = None,
+    member: str = "store",
 ) -> Path:
     """Write ``n`` samples (dicts with keys s2_cloudy, s2, s1, mask) into a store at ``path``.
 
-    The store is built in a temporary sibling folder and swapped into place when complete
-    (:func:`tml_cloudremoval.atomic.atomic_folder`), so an interrupted write never leaves a
-    half-written store and an existing one stays intact until the new one is whole.
+    The store is built in a temporary sibling folder under the store's output lock and swapped
+    into place when complete (:class:`~tml_cloudremoval.data.store_group.FolderGroup`), so an
+    interrupted write never leaves a half-written store and an existing one stays intact until
+    the new one is whole; a second concurrent build of the same store stops with
+    :class:`~tml_cloudremoval.errors.LockedError`. With ``group`` (e.g. the three splits of one
+    build), the store is put in place only with the group's other members (``member`` is its
+    name there); a failure in any member leaves every store as it was.
     """
     path = Path(path)
     if len(index) != n:
         raise ValueError(f"index has {len(index)} rows for {n} patches")
     if height % SAR_FACTOR or width % SAR_FACTOR:
         raise ValueError(f"patch size {height}x{width} is not a multiple of {SAR_FACTOR}")
-    with atomic_folder(path) as tmp:
-        _write_arrays(tmp, samples, n, height, width)
-        index.to_csv(tmp / "index.csv", index=False)
-        full_meta = {
-            "n": n,
-            "height": height,
-            "width": width,
-            "bands": list(TML_BAND_NAMES),
-            "sar_bands": list(S1_BAND_NAMES),
-            "sar_factor": SAR_FACTOR,
-            **(meta or {}),
-        }
-        (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2))
+    group = group if group is not None else FolderGroup([member])
+    group.write(
+        member,
+        path,
+        lambda folder: fill_patch_store(folder, samples, n, height, width, index, meta),
+    )
     return path

@@ -21,30 +21,41 @@ from tqdm.auto import tqdm
 
 from tml_cloudremoval.bands import select_tml_bands
 from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
+from tml_cloudremoval.data.content import check_triplet_content
 from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS
+from tml_cloudremoval.data.errors import DataError
+from tml_cloudremoval.data.store_group import FolderGroup
 from tml_cloudremoval.raster import read_header, read_raster
 from tml_cloudremoval.sar import SAR_METHODS, fill_nan_with_channel_mean, sar_to_40m
 
 __all__ = ["TripletSamples", "prepare_patch", "read_triplet", "usable_cores"]
 
 
-def read_triplet(row: Mapping[str, Any] | Any, window: Any = None) -> dict[str, np.ndarray]:
+def read_triplet(
+    row: Mapping[str, Any] | Any, window: Any = None, check_content: bool = False
+) -> dict[str, np.ndarray]:
     """Read one triplet (a table row) -> raw arrays, channels_last, optionally a window.
 
     ``{"s1": float32 (H, W, 2) dB (VV, VH), NaN where missing,
        "s2": uint16 (H, W, 13) DN, "s2_cloudy": uint16 (H, W, 13) DN}``.
-    ``window``: a rasterio ``Window`` or ``(row_slice, col_slice)``. Raises
-    :class:`~tml_cloudremoval.raster.RasterError` naming the file on read failures.
+    ``window``: a rasterio ``Window`` or ``(row_slice, col_slice)``. ``check_content``: raise
+    :class:`~tml_cloudremoval.data.errors.DataError` naming every file and band whose pixels
+    are unusable (:func:`~tml_cloudremoval.data.content.content_faults`; meant for whole
+    patches). Raises :class:`~tml_cloudremoval.raster.RasterError` naming the file on read
+    failures.
     """
     s1 = read_raster(row["s1_path"], window=window, nodata_to_nan=True).astype(
         np.float32, copy=False
     )
-    s1[~np.isfinite(s1)] = np.nan
-    return {
+    raw = {
         "s1": s1,
         "s2": read_raster(row["s2_path"], window=window),
         "s2_cloudy": read_raster(row["s2_cloudy_path"], window=window),
     }
+    if check_content:
+        check_triplet_content(row, raw)
+    s1[~np.isfinite(s1)] = np.nan
+    return raw
 
 
 def prepare_patch(
@@ -59,13 +70,13 @@ def prepare_patch(
     ``"s1": float32 (H/4, W/4, 2)`` dB at 40 m (NaN filled with the per-channel patch mean, then
     4 x 4 block averaged with ``sar_method``), ``"mask": uint8 (H, W)`` (1 = cloud or shadow,
     detected on the raw 13-band cloudy patch with ``cloud_threshold``)}.
-    ``source`` names the triplet in error messages.
+    ``source`` names the S1 file in error messages (:class:`DataError` for an S1 band without
+    any finite value).
     """
-    label = f"{source}: " if source else ""
     try:
         s1 = fill_nan_with_channel_mean(raw["s1"])
     except ValueError as exc:
-        raise ValueError(f"{label}S1 {exc}") from exc
+        raise DataError(f"{source or 'S1'}: S1 {exc}") from exc
     return {
         "s2_cloudy": select_tml_bands(raw["s2_cloudy"]).astype(np.uint16, copy=False),
         "s2": select_tml_bands(raw["s2"]).astype(np.uint16, copy=False),
@@ -80,9 +91,8 @@ def _prepare_row(
     row: Mapping[str, Any], cloud_threshold: float, sar_method: str
 ) -> dict[str, np.ndarray]:
     """Read and prepare one triplet (a table row as a dict): what a worker process runs."""
-    return prepare_patch(
-        read_triplet(row), cloud_threshold, sar_method, source=row["s2_cloudy_path"]
-    )
+    raw = read_triplet(row, check_content=True)
+    return prepare_patch(raw, cloud_threshold, sar_method, source=row["s1_path"])
 
 
 def usable_cores() -> int:
@@ -107,6 +117,10 @@ class TripletSamples(Sequence):
     the cores. Starting a worker costs about as much as 40 triplets, so a worker is started only
     for every ``min_per_worker`` triplets (a 72-triplet sample set runs in this process). At
     most ``4 x workers`` samples are in flight, so memory stays bounded.
+
+    Every file's pixels are checked while read (a :class:`DataError` names the file and band).
+    ``store_group`` / ``store_member``: the stores written together with this one (see
+    ``PatchStoreDataset.save``).
     """
 
     def __init__(
@@ -118,6 +132,8 @@ class TripletSamples(Sequence):
         description: str = "patches",
         workers: int | None = None,
         min_per_worker: int = 100,
+        store_group: FolderGroup | None = None,
+        store_member: str | None = None,
     ) -> None:
         if sar_method not in SAR_METHODS:
             raise ValueError(f"unknown sar_method {sar_method!r}; use one of {SAR_METHODS}")
@@ -136,6 +152,8 @@ class TripletSamples(Sequence):
             "sar_method": sar_method,
             "cloud_threshold": self.cloud_threshold,
         }
+        self.store_group = store_group
+        self.store_member = store_member
         self._size: tuple[int, int] | None = None
 
     def __len__(self) -> int:

@@ -32,7 +32,9 @@ class PatchStoreDataset(FolderDataset[Any, PatchStore]):
     ``s1``, ``mask``; e.g. :class:`~tml_cloudremoval.data.triplets.TripletSamples`) with an
     ``index`` DataFrame (one row per sample) and a ``meta`` dict attribute, optionally
     ``height`` and ``width`` (else taken from the first sample), or a :class:`PatchStore`
-    (copied).
+    (copied). Samples with a ``store_group`` (a
+    :class:`~tml_cloudremoval.data.store_group.FolderGroup`) and ``store_member`` are put in
+    place together with the group's other stores: a fault in any of them replaces none.
     """
 
     def load(self) -> PatchStore:
@@ -69,6 +71,8 @@ class PatchStoreDataset(FolderDataset[Any, PatchStore]):
             width=int(width),
             index=data.index,
             meta=dict(getattr(data, "meta", None) or {}),
+            group=getattr(data, "store_group", None),
+            member=getattr(data, "store_member", None) or "store",
         )
 
     def _exists(self) -> bool:

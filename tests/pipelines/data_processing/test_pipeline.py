@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from tml_cloudremoval.config import ConfigError
@@ -147,7 +147,8 @@ def _break_files(raw: Path) -> dict[str, tuple[Path, str]]:
     write_geotiff_atomic(bands, np.zeros((16, 16, 3), np.float32))
     faults["bands"] = (bands, "S1 file has 3 bands, expected 2")
     size = official_paths(raw, "ROIs1158_spring", 2, 7)["s1"]
-    write_geotiff_atomic(size, np.zeros((8, 8, 2), np.float32))
+    s1_8x8 = np.random.default_rng(0).uniform(-25, -5, (8, 8, 2)).astype(np.float32)
+    write_geotiff_atomic(size, s1_8x8)  # good pixels: only the size is wrong
     faults["size"] = (size, "size 8x8 (width x height) differs from its S2 partner")
     truncated = official_paths(raw, "ROIs1868_summer", 10, 2)["s2_cloudy"]
     write_geotiff_atomic(truncated, np.ones((16, 16, 13), np.uint16), tiled=False, compress=None)
@@ -276,3 +277,56 @@ def test_real_samples_listed_split_and_validated(tmp_path, real_samples_root):
     assert len(catalog.load("triplets")) == 22
     assert sum(len(catalog.load(f"{s_}_triplets")) for s_ in SPLITS) == 22
     assert catalog.load("triplet_validation")["problems"] == []
+
+
+def _store_bytes(out: Path) -> dict[str, dict[str, bytes]]:
+    stores = out / "data/05_model_input"
+    return {s: {p.name: p.read_bytes() for p in (stores / s).iterdir()} for s in SPLITS}
+
+
+def _write_all_nan_vv(path: Path) -> None:
+    s1 = np.random.default_rng(5).uniform(-25, -5, (16, 16, 2)).astype(np.float32)
+    s1[..., 0] = np.nan
+    write_geotiff_atomic(path, s1)
+
+
+def test_content_fault_found_before_any_store_is_replaced(tmp_path, raw, caplog):
+    """Issue 12 defect 4: an all-NaN S1 band is named (file, band) by validation; skip drops it."""
+    out = tmp_path / "out"
+    catalog = make_catalog(out, project_params(root=str(raw)))
+    run(catalog)
+    before = _store_bytes(out)
+    s1 = Path(catalog.load("train_triplets")["s1_path"].iloc[0])
+    _write_all_nan_vv(s1)
+    with pytest.raises(DataError) as err:
+        run(catalog)
+    assert f"{s1}: band VV: all NaN (no data)" in str(err.value)
+    assert _store_bytes(out) == before
+    catalog = make_catalog(out, project_params(root=str(raw), on_bad_file="skip"))
+    with caplog.at_level(logging.WARNING):
+        run(catalog)
+    assert "skipping 1 bad triplet(s) of the train split" in caplog.text
+    assert str(s1) not in set(catalog.load("train_patches").index["s1_path"])
+    assert len(catalog.load("train_patches")) == len(catalog.load("train_triplets")) - 1
+
+
+def test_fault_in_the_test_split_during_the_build_replaces_no_store(tmp_path, raw):
+    """Issue 12 defect 4: the three stores are replaced together or not at all."""
+    out = tmp_path / "out"
+    catalog = make_catalog(out, project_params(root=str(raw)))
+    run(catalog)
+    before = _store_bytes(out)
+    for path in catalog.load("train_triplets")["s2_path"]:  # other pixels: other train store
+        rows = np.arange(16, dtype=np.uint16)[:, None, None]
+        write_geotiff_atomic(Path(path), np.full((16, 16, 13), 900, np.uint16) + rows)
+    s1 = Path(catalog.load("test_triplets_valid")["s1_path"].iloc[-1])
+    _write_all_nan_vv(s1)  # the test split breaks after validation, during the build
+    with pytest.raises(DatasetError) as err:  # Kedro wraps errors of a save ...
+        run(catalog, ["build_patch_stores"])
+    cause = err.value
+    while isinstance(cause, DatasetError):  # ... around the project's error
+        cause = cause.__cause__
+    assert isinstance(cause, DataError) and f"{s1}: band VV: all NaN" in str(cause)
+    assert _store_bytes(out) == before  # train and val were built, but not put in place
+    leftovers = [p.name for p in (out / "data/05_model_input").iterdir()]
+    assert sorted(leftovers) == sorted([*SPLITS, *(f".{s}.lock" for s in SPLITS)])

@@ -17,6 +17,7 @@ import pandas as pd
 from tml_cloudremoval.data import checks, discovery, splits
 from tml_cloudremoval.data.config import data_config
 from tml_cloudremoval.data.splits import SPLITS
+from tml_cloudremoval.data.store_group import FolderGroup
 from tml_cloudremoval.data.triplets import TripletSamples
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ def split_triplets(triplets: pd.DataFrame, data: dict[str, Any]) -> _Tables:
 def validate_triplets(
     train_triplets: pd.DataFrame, val_triplets: pd.DataFrame, test_triplets: pd.DataFrame
 ) -> dict[str, Any]:
-    """Check every file of every split from its header -> the validation report (JSON): each
-    problem (split, scene_id, patch, path, fault) and fingerprints of the lists it checked."""
+    """Check every file of every split, its header and then its pixels band by band (all NaN,
+    constant, inf, outside the physical range) -> the validation report (JSON): each problem
+    (split, scene_id, patch, path, fault) and fingerprints of the lists it checked."""
     tables = _tables(train_triplets, val_triplets, test_triplets)
     n = sum(len(t) for t in tables.values())
     return checks.validation_report(tables, progress=n > 1000)
@@ -79,9 +81,11 @@ def build_patch_stores(
 ) -> tuple[TripletSamples, TripletSamples, TripletSamples]:
     """Checked lists -> lazy sample sequences the catalog writes as patch stores (masks with
     ``data.cloud_threshold``, SAR at 40 m with ``data.sar_method``, ``data.workers`` processes),
-    one per split."""
+    one per split. The three stores are put in place together, after the last is complete: a
+    fault in any split (unusable pixels, a full disk) leaves all three as they were."""
     config = data_config(data)
     tables = _tables(train_triplets_valid, val_triplets_valid, test_triplets_valid)
+    together = FolderGroup(SPLITS)
     samples = tuple(
         TripletSamples(
             table,
@@ -89,6 +93,8 @@ def build_patch_stores(
             sar_method=config.sar_method,
             description=f"{split} patches",
             workers=config.workers,
+            store_group=together,
+            store_member=split,
         )
         for split, table in tables.items()
     )
