@@ -194,3 +194,25 @@ def test_temporary_owner_reads_the_pid_of_our_names_only(tmp_path):
     assert temporary_owner(tmp_path / ".a.tif.lock") is None
     assert temporary_owner(tmp_path / "a.123.0123456789ab.tmp") is None  # not hidden
     assert temporary_owner(tmp_path / ".a.tif.x.0123456789ab.tmp") is None
+
+
+def test_a_previous_version_moved_aside_by_a_killed_run_is_put_back(tmp_path):
+    """Killed between its two renames, a run leaves the old folder as ``*.tmp.old`` and no
+    product: the next run restores it instead of deleting the last good version."""
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from tml_cloudremoval.atomic import temporary_sibling
+        store = Path({str(tmp_path / "store")!r})
+        store.rename(temporary_sibling(store, ".old"))  # what atomic_folder does first
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "a.npy").write_text("good")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == -9
+    assert not (tmp_path / "store").exists()
+    assert len(remove_stale_temporaries(tmp_path)) == 1
+    assert (tmp_path / "store" / "a.npy").read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["store"]

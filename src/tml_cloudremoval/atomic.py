@@ -82,29 +82,58 @@ def _size_of(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporary siblings (files and folders) in ``folder`` left by runs that are
-    dead (the pid in the name no longer exists), logging each with its size; those of a live
-    process (another run still writing) are never touched. Returns the paths removed."""
+_TARGET = re.compile(r"^\.(.+)\.\d+\.[0-9a-f]{12}" + re.escape(TMP_MARK))
+
+
+def temporary_target(path: str | os.PathLike) -> Path | None:
+    """The path a temporary sibling stands in for (None: not one of ours)."""
+    match = _TARGET.match(Path(path).name)
+    return Path(path).parent / match.group(1) if match and is_temporary(path) else None
+
+
+def _remove(path: Path) -> int | None:
+    """Remove a file or folder; its size in bytes, or None where another run removed it first."""
+    try:
+        size = _size_of(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        return None
+    return size
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike, of: str | os.PathLike | None = None
+) -> list[Path]:
+    """Remove the temporary siblings in ``folder`` that runs which ended left behind.
+
+    Without ``of``: those whose run is dead (the pid in the name no longer exists); a live
+    process's are never touched. With ``of`` (the caller holds ``output_lock(of)``, so no run is
+    writing it): every temporary sibling of ``of``. A previous version that a killed run had
+    moved aside (``*.tmp.old``) while its product is missing is put back, not removed. Each is
+    logged (removed ones with their size). Returns the paths removed or put back.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    removed = []
+    done = []
     for p in sorted(folder.iterdir()):
-        pid = temporary_owner(p)
-        if pid is None or pid_alive(pid):
+        target, pid = temporary_target(p), temporary_owner(p)
+        if target is None or (of is not None and target != Path(of)):
             continue
-        try:
-            size = _size_of(p)
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-        except FileNotFoundError:
-            continue  # another run removed it first
-        log.info("removed %s (%d bytes), left by run %d that has ended", p, size, pid)
-        removed.append(p)
-    return removed
+        if of is None and (pid is None or pid_alive(pid)):
+            continue
+        if p.name.endswith(f"{TMP_MARK}.old") and not target.exists():
+            p.rename(target)
+            log.warning("%s: put back the previous version run %s had moved aside", target, pid)
+        elif (size := _remove(p)) is not None:
+            log.info("removed %s (%d bytes), left by run %s that has ended", p, size, pid)
+        else:
+            continue
+        done.append(p)
+    return done
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

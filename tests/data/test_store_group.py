@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 import tml_cloudremoval
-from tml_cloudremoval.atomic import is_temporary, temporary_sibling
+from tml_cloudremoval.atomic import is_temporary, remove_stale_temporaries, temporary_sibling
 from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
-from tml_cloudremoval.data.store_group import FolderGroup, clean_stale_temporaries
+from tml_cloudremoval.data.store_group import FolderGroup
 from tml_cloudremoval.errors import LockedError
 
 SRC = Path(tml_cloudremoval.__file__).resolve().parents[1]
@@ -104,13 +104,14 @@ def test_clean_stale_temporaries(tmp_path, caplog):
     (stale / "s2.npy").write_bytes(b"half")
     other = tmp_path / ".train.v2.123.abcdefabcdef.tmp"  # another output's name: left alone
     other.mkdir()
-    assert clean_stale_temporaries(path) == [stale]
+    with caplog.at_level("INFO", logger="tml_cloudremoval.atomic"):
+        assert remove_stale_temporaries(tmp_path, of=path) == [stale]
     assert not stale.exists() and other.exists() and _value(path) == 1
-    assert "removed 1 temporary file(s) of an interrupted run" in caplog.text
+    assert f"removed {stale}" in caplog.text
     # killed between moving the old store aside and renaming the new one in: put it back
     aside = temporary_sibling(path, ".old")
     path.rename(aside)
-    clean_stale_temporaries(path)
+    remove_stale_temporaries(tmp_path, of=path)
     assert _value(path) == 1 and not aside.exists()
 
 

@@ -216,7 +216,7 @@ def test_a_full_disk_ends_the_save_with_a_named_error_and_keeps_the_old_product(
     limited = _writer(folder, "limit")
     out, err = limited.communicate(timeout=60)
     assert limited.returncode == 1 and "saved" not in out
-    assert "\ntml_cloudremoval.inference.output_errors.OutputWriteError: " in err
+    assert "\ntml_cloudremoval.output_errors.OutputWriteError: " in err
     message = f"{folder / 'scene.tif'}: not written: file too large: this process may write"
     assert message in err and "at most 300000 bytes (ulimit -f)" in err
     assert (folder / "scene.tif").read_bytes() == before

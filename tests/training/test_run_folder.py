@@ -256,7 +256,7 @@ def test_a_full_disk_fails_the_checkpoint_with_a_named_error_and_keeps_the_last(
     )
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("tml_cloudremoval.inference.output_errors.OutputWriteError: ")
+    assert last.startswith("tml_cloudremoval.output_errors.OutputWriteError: ")
     assert f"{target}: not written: file too large" in last and "20000 bytes" in last
     after = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
     assert after == before  # no partial file, no temporary; the last good outputs intact

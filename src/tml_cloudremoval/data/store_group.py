@@ -8,69 +8,27 @@ member (a content fault, a full disk, ``Ctrl-C``) removes every temporary folder
 the previous folders all stay as they were. A second run writing one of the folders at the same
 time stops with :class:`~tml_cloudremoval.errors.LockedError`.
 
-:func:`clean_stale_temporaries` removes what a killed run (``kill -9``) left next to a folder,
-and puts back a previous folder that a run killed between its two renames had moved aside.
+:func:`tml_cloudremoval.atomic.remove_stale_temporaries` (under the lock) removes what a
+killed run (``kill -9``) left next to a folder, and puts back a previous folder that a run
+killed between its two renames had moved aside.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
-from tml_cloudremoval.atomic import TMP_MARK, atomic_folder, output_lock
+from tml_cloudremoval.atomic import atomic_folder, output_lock, remove_stale_temporaries
 from tml_cloudremoval.data.errors import DataError
 
-__all__ = ["FolderGroup", "clean_stale_temporaries", "stale_temporaries"]
+__all__ = ["FolderGroup"]
 
 log = logging.getLogger(__name__)
-
-
-def stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Temporary siblings of ``path`` (``.<name>.<pid>.<12 hex>.tmp[suffix]``, the one naming
-    scheme of :func:`tml_cloudremoval.atomic.temporary_sibling`), oldest first."""
-    path = Path(path)
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.\d+\.[0-9a-f]{{12}}{re.escape(TMP_MARK)}")
-    if not path.parent.is_dir():
-        return []
-    found = [p for p in path.parent.iterdir() if pattern.match(p.name)]
-    return sorted(found, key=lambda p: p.lstat().st_mtime)
-
-
-def clean_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporary siblings of ``path`` left by killed runs; returns what was removed.
-
-    Call it holding ``output_lock(path)``: every writer holds that lock while its temporaries
-    exist, so any temporary found then belongs to a dead run. When ``path`` itself is missing
-    and a run was killed between moving the old folder aside (``*.tmp.old``) and renaming the
-    new one in, the old folder is put back first.
-    """
-    path = Path(path)
-    leftovers = stale_temporaries(path)
-    moved_aside = [p for p in leftovers if p.name.endswith(f"{TMP_MARK}.old")]
-    if moved_aside and not path.exists():
-        moved_aside[-1].rename(path)
-        log.warning("%s: put back the previous version a killed run had moved aside", path)
-        leftovers.remove(moved_aside[-1])
-    for leftover in leftovers:
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
-    if leftovers:
-        log.warning(
-            "%s: removed %d temporary file(s) of an interrupted run: %s",
-            path,
-            len(leftovers),
-            ", ".join(p.name for p in leftovers),
-        )
-    return leftovers
 
 
 def _abandon(stack: ExitStack) -> None:
@@ -117,7 +75,7 @@ class FolderGroup:
                 raise ValueError(f"{member!r} is not a pending member of {self.members}")
             try:
                 self._stack.enter_context(output_lock(path))
-                clean_stale_temporaries(path)
+                remove_stale_temporaries(path.parent, of=path)
                 fill(self._stack.enter_context(atomic_folder(path)))
             except OSError as exc:
                 error = DataError(

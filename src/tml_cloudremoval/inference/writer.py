@@ -31,8 +31,8 @@ from rasterio.windows import Window
 from tml_cloudremoval.atomic import atomic_file
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.inference.config import OutputDtype
-from tml_cloudremoval.inference.output_errors import write_errors
 from tml_cloudremoval.normalise import OPTICAL_CLIP_DN, OPTICAL_SCALE
+from tml_cloudremoval.output_errors import write_errors
 from tml_cloudremoval.raster import geotiff_profile
 
 BLOCK_SIZE = 256

@@ -52,7 +52,7 @@ from tml_cloudremoval.atomic import (
     write_text_atomic,
 )
 from tml_cloudremoval.errors import ProjectError
-from tml_cloudremoval.inference.output_errors import check_room, write_errors
+from tml_cloudremoval.output_errors import check_room, write_errors
 from tml_cloudremoval.training.config import FINGERPRINT_KEYS, ModelConfig, TrainingConfig
 
 FINISHED_MARKER = "FINISHED.json"

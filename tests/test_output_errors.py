@@ -11,7 +11,7 @@ import pytest
 from rasterio.errors import RasterioIOError
 
 from tml_cloudremoval.errors import ProjectError
-from tml_cloudremoval.inference.output_errors import (
+from tml_cloudremoval.output_errors import (
     OutputWriteError,
     check_room,
     room_left,

@@ -6,8 +6,7 @@ failure (``RasterioIOError``, which carries no errno: GDAL prints the cause to s
 ``OutputWriteError`` naming the file, the cause found (``ulimit -f`` limit, free bytes of the
 device) and the original error. Every other error passes unchanged (a bug keeps its traceback).
 The atomic writers around the write (``tml_cloudremoval.atomic``) remove the partial file, so the
-previous output stays intact. (Used by the inference writer and the training run folder; its
-natural home is ``tml_cloudremoval.atomic``, where every atomic write would get it.)
+previous output stays intact. Used by the inference writer and the training run folder.
 """
 
 from __future__ import annotations
