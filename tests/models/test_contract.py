@@ -169,3 +169,12 @@ def test_the_test_store_must_match_the_contract(tmp_path, train_store, caplog):
     with caplog.at_level(logging.WARNING):
         check_store(other.meta, other.path, contract, SOURCE, override=True)
     assert "used anyway because evaluation.override_contract is true" in caplog.text
+
+
+def test_a_store_that_does_not_say_its_preprocessing_is_logged_not_passed_silently(
+    tmp_path, train_store, caplog
+):
+    contract = build_contract(ModelConfig(), TrainingConfig(), train_store)
+    with caplog.at_level(logging.WARNING):
+        check_store({"bands": list(TML_BAND_NAMES)}, "old_store", contract, SOURCE, False)
+    assert "old_store: its meta.json does not say its sar_method; not checked" in caplog.text
