@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import pytest
 from kedro.io import DataCatalog, DatasetError
 from kedro.io.core import Version
 
+from tml_cloudremoval.atomic import temporary_sibling
 from tml_cloudremoval.datasets.model_dataset import ModelCardDataset, ModelDataset
 from tml_cloudremoval.hooks import dataset_path
 from tml_cloudremoval.models.contract import (
@@ -100,6 +102,15 @@ def test_a_failed_save_leaves_no_version(tmp_path):
     assert not any((tmp_path / "dsen2cr.keras").iterdir())
     with pytest.raises(DatasetError, match="saves a TrainedModel"):
         dataset(tmp_path, save="V2").save(object())
+
+
+def test_the_next_save_removes_what_a_killed_save_left(tmp_path, network):
+    stale = temporary_sibling(tmp_path / "dsen2cr.keras" / "V0")
+    stale = stale.with_name(stale.name.replace(f".{os.getpid()}.", ".999999999."))  # dead pid
+    stale.mkdir(parents=True)
+    (stale / "dsen2cr.keras").write_bytes(b"half")
+    dataset(tmp_path, save="V1").save(TrainedModel(network, CONTRACT))
+    assert [p.name for p in (tmp_path / "dsen2cr.keras").iterdir()] == ["V1"]
 
 
 def test_card_dataset_writes_only_into_a_version_folder(tmp_path, network):

@@ -8,7 +8,8 @@ Catalog::
       versioned: true
 
 ``save(TrainedModel)`` writes ``<filepath>/<version>/`` as one atomic folder: the Keras model
-(``dsen2cr.keras``, stock layers only), ``contract.json`` and ``MODEL_CARD.md``. ``load()`` gives
+(``dsen2cr.keras``, stock layers only), ``contract.json`` and ``MODEL_CARD.md`` (a killed save
+leaves only a hidden temporary folder, removed by the next save). ``load()`` gives
 a :class:`~tml_cloudremoval.models.contract.TrainedModel` (the model loaded with ``safe_mode``,
 its contract, its version folder); ``--load-versions dsen2cr_model:<version>`` is the one
 switch that picks a version, contract and card included. A version saved before contracts
@@ -31,7 +32,7 @@ from typing import Any
 from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError
 from kedro.io.core import Version
 
-from tml_cloudremoval.atomic import atomic_folder, write_text_atomic
+from tml_cloudremoval.atomic import atomic_folder, remove_stale_temporaries, write_text_atomic
 from tml_cloudremoval.models.contract import (
     CONTRACT_FILE,
     TrainedModel,
@@ -82,6 +83,7 @@ class ModelDataset(AbstractVersionedDataset[TrainedModel, TrainedModel]):
                 f"{type(data).__name__}"
             )
         path = Path(self._get_save_path())
+        remove_stale_temporaries(path.parent.parent)  # version folders of killed saves
         with atomic_folder(path.parent, durable=True) as tmp:
             data.model.save(tmp / path.name)
             contract = json.dumps(contract_to_dict(data.contract), indent=2)
@@ -125,6 +127,7 @@ class ModelCardDataset(AbstractDataset[ModelCardUpdate, dict[str, str]]):
                 f"{data.folder}: not a saved version folder of {self._filepath}; the card is "
                 "written only into the version that was evaluated"
             )
+        remove_stale_temporaries(folder)
         write_text_atomic(folder / CARD_FILE, data.text)
         logger.info("Model card with evaluation figures: %s", folder / CARD_FILE)
 
