@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from tml_cloudremoval.models.contract import (
     ContractError,
     ModelContract,
     SarNormalisation,
+    TrainedModel,
     build_contract,
     check_store,
     contract_from_dict,
@@ -178,3 +180,16 @@ def test_a_store_that_does_not_say_its_preprocessing_is_logged_not_passed_silent
     with caplog.at_level(logging.WARNING):
         check_store({"bands": list(TML_BAND_NAMES)}, "old_store", contract, SOURCE, False)
     assert "old_store: its meta.json does not say its sar_method; not checked" in caplog.text
+
+
+def test_the_inference_node_refuses_a_contradiction_before_reading_any_scene():
+    from tml_cloudremoval.pipelines.inference.nodes import predict_cloudfree_scenes
+
+    contract = ModelContract(sar=SarNormalisation(method="linear_power"))
+    trained = TrainedModel(None, contract, Path("data/06_models/dsen2cr.keras/V"))
+    with pytest.raises(ContractError) as err:  # the plan is never looked at: {} would fail later
+        predict_cloudfree_scenes(trained, {}, {"sar_method": "mean"})
+    assert str(err.value).startswith(
+        "inference.sar_method 'mean' contradicts the model's contract 'linear_power' "
+        "(data/06_models/dsen2cr.keras/V/contract.json)"
+    )
