@@ -117,7 +117,10 @@ def child_scene(args: argparse.Namespace) -> dict:
     out = folder / f"out_{size[0]}x{size[1]}.tif"
     wall, cpu = time.perf_counter(), time.process_time()
     config = InferenceConfig(
-        tile_size=args.tile_size, batch_size=args.batch_size, progress=not args.quiet
+        tile_size=args.tile_size,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        sar_method="mean",  # predict_scene takes settled settings (the pipeline: from the contract)
     )
     report = predict_scene(model, s2, s1, out, config)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -29,6 +29,7 @@ from nbclient.exceptions import CellExecutionError
 from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
 from tml_cloudremoval.evaluation.evaluate import evaluate_store
+from tml_cloudremoval.models.contract import ModelContract, SarNormalisation, TrainedModel
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,8 @@ def project(tmp_path_factory) -> Path:
     model = build_dsen2cr(features=8, blocks=1)
     entry = catalog_entry(root / "conf", "dsen2cr_model")
     entry["filepath"] = str(root / entry["filepath"])
-    DataCatalog.from_config({"dsen2cr_model": entry}).save("dsen2cr_model", model)
+    trained = TrainedModel(model, ModelContract(sar=SarNormalisation(method="mean")))
+    DataCatalog.from_config({"dsen2cr_model": entry}).save("dsen2cr_model", trained)
 
     metrics, _ = evaluate_store(model, store, batch_size=2)
     report = catalog_entry(root / "conf", "evaluation_metrics")["filepath"]
@@ -159,5 +161,6 @@ def test_notebook_runs_top_to_bottom(project, tmp_path, monkeypatch):
     assert "image/png" in mimes and "2 test patches" in text
     mimes, text = outputs_of(code[2])
     assert "image/png" in mimes and "text/html" in mimes and "parameters" in text
+    assert "SAR method 'mean'" in text
     _, report = outputs_of(code[3])
     assert "Evaluation on 2 patches" in report

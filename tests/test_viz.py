@@ -80,13 +80,9 @@ def test_viz_build(tmp_path):
     # The lineage reaches the products: triplet table -> ... -> model -> cloud-free scenes.
     path = lineage(main, "triplets", "cloudfree_scenes")
     assert path is not None, "no path from triplets to cloudfree_scenes in the lineage"
-    assert {
-        "build_patch_stores",
-        "train_model",
-        "dsen2cr_model",
-        "predict_cloudfree_scenes",
-    } <= set(path)
+    assert {"dsen2cr_model", "train_model", "predict_cloudfree_scenes"} <= set(path)
     assert lineage(main, "train_patches", "dsen2cr_model") is not None
+    assert lineage(main, "dsen2cr_model", "model_card") is not None
     assert lineage(main, "cloudfree_scenes", "scene_quicklooks") is not None
     assert lineage(main, "training_run", "dsen2cr_model") is not None
 

@@ -13,7 +13,11 @@ def test_quicklook_png(model, scene, tmp_path):
     import matplotlib.image
 
     predict_scene(
-        model, scene["s2"], scene["s1"], scene["out"], InferenceConfig(tile_size=48, progress=False)
+        model,
+        scene["s2"],
+        scene["s1"],
+        scene["out"],
+        InferenceConfig(tile_size=48, progress=False, sar_method="mean"),
     )
     png = write_quicklook(scene["s2"], scene["out"], tmp_path / "ql" / "q.png", max_size=50)
     image = matplotlib.image.imread(png)

@@ -26,7 +26,9 @@ TILE = 48  # 2 x 4 tiles of 56 x 40 px (budget 48 x 48) with the tiny model's ov
 
 
 def cfg(**changes) -> InferenceConfig:
-    return InferenceConfig(**{"tile_size": TILE, "progress": False, **changes})
+    return InferenceConfig(
+        **{"tile_size": TILE, "progress": False, "sar_method": "mean", **changes}
+    )
 
 
 def test_tiled_scene_equals_whole_image_and_keeps_nodata(model, scene, h):

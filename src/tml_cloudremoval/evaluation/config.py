@@ -19,6 +19,8 @@ class EvaluationConfig:
     """Test patches in evaluation_examples.png, spread over the range of cloud cover ..."""
     example_indices: list[int] | None = field(default=None, metadata=bounds(0))
     """... or exactly these store positions (column ``position`` of per_patch_metrics.csv)."""
+    override_contract: bool = False
+    """Evaluate a test store made with other preprocessing than the model's contract (warning)."""
 
 
 def evaluation_config(params: Mapping[str, Any] | None) -> EvaluationConfig:

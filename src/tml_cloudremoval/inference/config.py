@@ -39,11 +39,14 @@ class InferenceConfig:
     overlap: int | None = field(default=None, metadata=bounds(0, multiple_of=4))
     batch_size: int = field(default=1, metadata=bounds(1))
     output_dtype: OutputDtype = "uint16"
-    sar_method: Literal["mean", "linear_power"] = "mean"
     compress: Compression = "deflate"
     gdal_cache_mb: int = field(default=64, metadata=bounds(1))
     progress: bool = True
     quicklook_max_size: int = field(default=1024, metadata=bounds(16))
+    # --- the model's contract (issue 11, part "contract"): settled in predict_cloudfree_scenes
+    # by models.contract.settle_inference; null = the value of the model's contract.json.
+    sar_method: Literal["mean", "linear_power"] | None = None
+    override_contract: bool = False
 
     def check(self) -> list[str]:
         """Cross-field faults ("key: message")."""

@@ -13,10 +13,18 @@ import pandas as pd
 import pytest
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
+from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 
 from tml_cloudremoval.bands import SAR_FACTOR, TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.datasets.model_dataset import ModelDataset
+from tml_cloudremoval.models.contract import (
+    ContractError,
+    ModelContract,
+    SarNormalisation,
+    TrainedModel,
+)
 from tml_cloudremoval.pipelines.evaluation import create_pipeline
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -30,6 +38,8 @@ OUTPUTS = {
     "training_curves": "data/08_reporting/training_curves.png",
 }
 SIZE = 32
+MODELS = "data/06_models/dsen2cr.keras"
+VERSION = "2026-01-01T00.00.00.000Z"
 
 
 def tiny_store(path: Path) -> PatchStore:
@@ -50,7 +60,8 @@ def tiny_store(path: Path) -> PatchStore:
             }
         )
     index = pd.DataFrame({"scene_id": ["ROIs1_spring_1"] * 4, "patch": ["p1", "p2", "p3", "p4"]})
-    write_patch_store(path, samples, 4, SIZE, SIZE, index)
+    meta = {"sar_method": "mean", "cloud_threshold": 0.2}
+    write_patch_store(path, samples, 4, SIZE, SIZE, index, meta)
     return PatchStore.open(path)
 
 
@@ -65,13 +76,20 @@ def tiny_model() -> keras.Model:
     return keras.Model({"optical": optical, "sar": sar}, keras.layers.Add()([const, zero]))
 
 
-def make_catalog(out: Path, store: PatchStore, history: list[dict]) -> DataCatalog:
+def make_catalog(
+    out: Path, store: PatchStore, history: list[dict], contract: ModelContract | None = None
+) -> DataCatalog:
+    """The project's evaluation entries under ``out``; the model saved there as one version
+    (``VERSION``) with ``contract`` (default: one the tiny store matches)."""
     config = yaml.safe_load(CATALOG_YML.read_text())
-    assert {k: v["filepath"] for k, v in config.items()} == OUTPUTS
+    assert {k: v["filepath"] for k, v in config.items()} == {**OUTPUTS, "model_card": MODELS}
     for entry in config.values():
         entry["filepath"] = str(out / entry["filepath"])
+    config["model_card"]["filepath"] = str(out / MODELS)
     catalog = DataCatalog.from_config(config)
-    catalog["dsen2cr_model"] = MemoryDataset(tiny_model(), copy_mode="assign")
+    model = ModelDataset(filepath=str(out / MODELS), version=Version(None, VERSION))
+    model.save(TrainedModel(tiny_model(), contract or ModelContract()))
+    catalog["dsen2cr_model"] = ModelDataset(filepath=str(out / MODELS), version=Version(None, None))
     catalog["test_patches"] = MemoryDataset(store, copy_mode="assign")
     catalog["params:evaluation"] = MemoryDataset(
         yaml.safe_load(PARAMS_YML.read_text())["evaluation"]
@@ -92,8 +110,9 @@ def test_nodes_are_named_and_outputs_persisted():
         "plot_evaluation_examples",
         "plot_band_errors",
         "plot_training_curves",
+        "update_model_card",
     }
-    assert pipeline.all_outputs() == set(OUTPUTS)
+    assert pipeline.all_outputs() == {*OUTPUTS, "model_card"}
     assert pipeline.inputs() == {
         "dsen2cr_model",
         "test_patches",
@@ -132,6 +151,24 @@ def test_pipeline_writes_report(tmp_path, store, caplog):
     assert per_patch["model_mae_all"].is_monotonic_decreasing
     assert per_patch.loc[per_patch["patch"] == "p1", "model_mae_covered"].isna().all()
     assert "Headline figures" in caplog.text and "model     covered" in caplog.text
+
+    card = (tmp_path / MODELS / VERSION / "MODEL_CARD.md").read_text()
+    assert "Bands, in order: B2 B3 B4 B5 B6 B7 B8 B8A B11 B12" in card
+    assert "DN clipped to [0, 10000], divided by 2000" in card
+    covered_mae = f"{metrics['model']['covered']['mae']:.4f}"
+    assert f"| model | covered | {covered_mae} |" in card and "Not evaluated yet" not in card
+
+
+def test_a_test_store_made_otherwise_than_the_contract_is_refused(tmp_path, store):
+    contract = ModelContract(sar=SarNormalisation(method="linear_power"))
+    catalog = make_catalog(tmp_path, store, [], contract)
+    with pytest.raises(ContractError) as err:
+        SequentialRunner().run(create_pipeline().only_nodes("evaluate_model"), catalog)
+    assert f"{store.path} sar_method 'mean' contradicts the model's contract 'linear_power'" in str(
+        err.value
+    )
+    assert str(tmp_path / MODELS / VERSION / "contract.json") in str(err.value)
+    assert not (tmp_path / OUTPUTS["evaluation_metrics"]).exists()
 
 
 def test_empty_training_history_gives_a_figure_and_a_warning(tmp_path, store, caplog):

@@ -19,6 +19,7 @@ from rasterio.crs import CRS
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.inference.config import InferenceConfig
+from tml_cloudremoval.models.contract import ModelContract, SarNormalisation, TrainedModel
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.pipelines.inference import create_pipeline
 from tml_cloudremoval.raster import write_geotiff_atomic
@@ -62,7 +63,8 @@ def catalog_config(out: Path) -> dict:
 
 def run(model, params: dict, out: Path, config: dict | None = None) -> DataCatalog:
     catalog = DataCatalog.from_config(config or catalog_config(out))
-    catalog["dsen2cr_model"] = MemoryDataset(model, copy_mode="assign")
+    contract = ModelContract(sar=SarNormalisation(method="mean"), cloud_threshold=0.2)
+    catalog["dsen2cr_model"] = MemoryDataset(TrainedModel(model, contract), copy_mode="assign")
     catalog["params:inference"] = MemoryDataset(params)
     SequentialRunner().run(create_pipeline(), catalog)
     return catalog

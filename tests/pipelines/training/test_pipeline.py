@@ -13,6 +13,7 @@ from kedro.runner import SequentialRunner
 from support.synthetic_stores import synthetic_patch_store
 
 from tml_cloudremoval.config import ConfigError
+from tml_cloudremoval.models.contract import split_fingerprint
 from tml_cloudremoval.pipelines.training import create_pipeline
 from tml_cloudremoval.training.run_folder import RunFolder
 
@@ -52,9 +53,26 @@ def test_pipeline_trains_and_the_catalog_round_trips_model_summary_and_run(tmp_p
 
     SequentialRunner().run(create_pipeline(), catalog)
 
-    model = catalog.load("dsen2cr_model")  # TensorFlowModelDataset: safe_mode=True, no customs
+    trained = catalog.load("dsen2cr_model")  # ModelDataset: safe_mode=True, no custom objects
+    model = trained.model
     assert isinstance(model, keras.Model)
-    assert len(list((tmp_path / "dsen2cr.keras").iterdir())) == 1  # one version folder
+    (version,) = (tmp_path / "dsen2cr.keras").iterdir()  # one version folder
+    assert trained.folder == version
+    assert {p.name for p in version.iterdir()} == {
+        "dsen2cr.keras",
+        "contract.json",
+        "MODEL_CARD.md",
+    }
+    contract = trained.contract
+    assert contract.model == {
+        "features": 8,
+        "blocks": 1,
+        "residual_scale": 0.1,
+        "include_sar": True,
+    }
+    assert contract.training["epochs"] == 1 and contract.training["crop_size"] == 16
+    assert contract.training_split == split_fingerprint(train_store)
+    assert contract.training_split["n_patches"] == 5
     x = {
         "optical": np.ones((1, 32, 32, 10), np.float32),
         "sar": np.ones((1, 8, 8, 2), np.float32),

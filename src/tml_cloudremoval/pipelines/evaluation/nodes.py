@@ -11,28 +11,46 @@ from matplotlib.figure import Figure
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.evaluation import evaluate, examples, plots
-from tml_cloudremoval.evaluation.config import evaluation_config
+from tml_cloudremoval.evaluation.config import EvaluationConfig, evaluation_config
+from tml_cloudremoval.models.contract import TrainedModel, check_store
+from tml_cloudremoval.models.model_card import ModelCardUpdate, evaluated_card
 
 logger = logging.getLogger(__name__)
 
 
+def _checked_model(trained: TrainedModel, store: PatchStore, cfg: EvaluationConfig) -> Any:
+    """The Keras model, once the test store is known to match its contract (``ContractError``
+    naming both values otherwise, unless ``evaluation.override_contract``)."""
+    check_store(
+        store.meta, store.path, trained.contract, trained.contract_source, cfg.override_contract
+    )
+    return trained.model
+
+
 def evaluate_model(
-    model: Any, test_patches: PatchStore, params: dict[str, Any]
+    model: TrainedModel, test_patches: PatchStore, params: dict[str, Any]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics over the whole test split (full patches) and the per-patch table; logs a summary."""
     cfg = evaluation_config(params)
-    metrics, per_patch = evaluate.evaluate_store(model, test_patches, batch_size=cfg.batch_size)
+    network = _checked_model(model, test_patches, cfg)
+    metrics, per_patch = evaluate.evaluate_store(network, test_patches, batch_size=cfg.batch_size)
     logger.info("Headline figures:\n%s", evaluate.headline(metrics))
     for note in metrics["notes"]:
         logger.warning("Evaluation note: %s", note)
     return metrics, per_patch
 
 
-def plot_examples(model: Any, test_patches: PatchStore, params: dict[str, Any]) -> Figure:
+def plot_examples(model: TrainedModel, test_patches: PatchStore, params: dict[str, Any]) -> Figure:
     """A row of SAR VV, cloudy RGB, prediction, target and mask for a few test patches."""
     cfg = evaluation_config(params)
+    network = _checked_model(model, test_patches, cfg)
     indices = examples.select_examples(test_patches, cfg.n_examples, cfg.example_indices)
-    return plots.plot_examples(examples.example_data(model, test_patches, indices))
+    return plots.plot_examples(examples.example_data(network, test_patches, indices))
+
+
+def update_model_card(model: TrainedModel, metrics: dict[str, Any]) -> ModelCardUpdate:
+    """The model card of the evaluated version, rewritten with these figures (``model_card``)."""
+    return evaluated_card(model, metrics)
 
 
 def plot_band_errors(metrics: dict[str, Any]) -> Figure:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import evaluate_model, plot_band_errors, plot_examples, plot_training_curves
+from .nodes import (
+    evaluate_model,
+    plot_band_errors,
+    plot_examples,
+    plot_training_curves,
+    update_model_card,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -22,6 +28,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["dsen2cr_model", "test_patches", "params:evaluation"],
                 outputs="evaluation_examples",
                 name="plot_evaluation_examples",
+            ),
+            Node(
+                update_model_card,
+                inputs=["dsen2cr_model", "evaluation_metrics"],
+                outputs="model_card",
+                name="update_model_card",
             ),
             Node(
                 plot_band_errors,

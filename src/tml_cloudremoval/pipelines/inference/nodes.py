@@ -9,6 +9,7 @@ from typing import Any
 from tml_cloudremoval.inference import inputs, quicklook, report
 from tml_cloudremoval.inference.config import inference_config
 from tml_cloudremoval.inference.scene import CloudFreeScene
+from tml_cloudremoval.models.contract import TrainedModel, settle_inference
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +26,17 @@ def plan_inference(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def predict_cloudfree_scenes(
-    model: Any, plan: dict[str, Any], params: dict[str, Any]
+    model: TrainedModel, plan: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, CloudFreeScene]:
-    """Lazy cloud-free scenes {scene_id: CloudFreeScene} (inputs checked again first); the
-    ``cloudfree_scenes`` dataset predicts each one as it saves it."""
-    config = inference_config(params)
+    """Lazy cloud-free scenes {scene_id: CloudFreeScene} (inputs checked again first, the
+    parameters settled against the model's contract); the ``cloudfree_scenes`` dataset predicts
+    each one as it saves it."""
+    config = settle_inference(inference_config(params), model.contract, model.contract_source)
     scenes = inputs.scenes_from_plan(plan)
     pairs = inputs.check_scenes(scenes)
     return {
-        s.scene_id: CloudFreeScene(model, p, config) for s, p in zip(scenes, pairs, strict=True)
+        s.scene_id: CloudFreeScene(model.model, p, config)
+        for s, p in zip(scenes, pairs, strict=True)
     }
 
 
