@@ -20,6 +20,10 @@ SECTION = "inference"
 
 OutputDtype = Literal["uint16", "float32"]
 Compression = Literal["deflate", "zstd", "lzw", "none"]
+# --- outputs (issue 11, item 3) ---
+OutputFormat = Literal["cog", "gtiff"]
+OutputLayout = Literal["stack_10m", "native"]
+FillMode = Literal["all", "clouds"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,12 @@ class InferenceConfig:
     gdal_cache_mb: int = field(default=64, metadata=bounds(1))
     progress: bool = True
     quicklook_max_size: int = field(default=1024, metadata=bounds(16))
+    # --- outputs (issue 11, item 3) ---
+    output_format: OutputFormat = "cog"
+    output_layout: OutputLayout = "stack_10m"
+    mask_path: str | None = None
+    fill: FillMode = "all"
+    feather_px: int = field(default=8, metadata=bounds(0, 256))
 
     def check(self) -> list[str]:
         """Cross-field faults ("key: message")."""

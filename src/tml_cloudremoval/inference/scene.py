@@ -80,6 +80,7 @@ def _run_facts(
         "batch_size": config.batch_size,
         "output_dtype": config.output_dtype,
         "sar_method": config.sar_method,
+        "output_format": config.output_format,
         "tiles": stats.tiles,
         "tile_grid": [plan.n_rows, plan.n_cols],
         "largest_tile": [max(plan.heights), max(plan.widths)],
@@ -119,6 +120,7 @@ def _predict_pair(
                 dtype=config.output_dtype,
                 nodata=nodata,
                 compress=config.compress,
+                output_format=config.output_format,
             ) as writer,
         ):
             with BackgroundRowWriter(writer, config.output_dtype, nodata) as sink:
