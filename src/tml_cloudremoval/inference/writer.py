@@ -150,7 +150,8 @@ class SceneWriter:
     deleted. Rows must come in order, top to bottom; they are gathered in a buffer of one row of
     256 x 256 blocks so that every write covers whole blocks (each compressed block is written
     once). ``tags`` (and :meth:`update_tags` before the exit) become GeoTIFF metadata; every
-    band carries scale 1e-4 and offset 0 (reflectance = DN x 1e-4). ``output_format``: "cog"
+    band carries scale 1e-4 and offset 0 (reflectance = DN x 1e-4) unless ``dn_scale`` is False
+    (a mask). ``output_format``: "cog"
     (streamed into a temporary sibling, then copied by the COG driver) or "gtiff".
     """
 
@@ -165,12 +166,14 @@ class SceneWriter:
         compress: str = "deflate",
         tags: dict[str, str] | None = None,
         output_format: str = "cog",
+        dn_scale: bool = True,
     ) -> None:
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}: {output_format!r}")
         self.path = Path(path)
         self.output_format = output_format
         self._compress = compress
+        self._dn_scale = dn_scale
         self.height, self.width = like.height, like.width
         self.count = len(descriptions)
         self.dtype = np.dtype(dtype)
@@ -197,8 +200,9 @@ class SceneWriter:
                 self._ds = stack.enter_context(rasterio.open(tmp, "w", **self._profile))
             for i, text in enumerate(self._descriptions, start=1):
                 self._ds.set_band_description(i, text)
-            self._ds.scales = (DN_SCALE,) * self.count
-            self._ds.offsets = (DN_OFFSET,) * self.count
+            if self._dn_scale:
+                self._ds.scales = (DN_SCALE,) * self.count
+                self._ds.offsets = (DN_OFFSET,) * self.count
             self._stack = stack.pop_all()  # closed (then renamed) in __exit__
         return self
 
