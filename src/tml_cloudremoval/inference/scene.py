@@ -35,15 +35,11 @@ from tml_cloudremoval.inference.engine import (
 from tml_cloudremoval.inference.fill import CloudFillSink
 from tml_cloudremoval.inference.inputs import SceneSource, check_scenes, refuse_targets
 from tml_cloudremoval.inference.masks import scene_mask
+from tml_cloudremoval.inference.native_layout import scene_output
 from tml_cloudremoval.inference.planner import Tile, TilePlan, plan_tiles, seam_free_overlap
 from tml_cloudremoval.inference.reader import OpticalReader, ScenePair, load_sar_40m, open_optical
 from tml_cloudremoval.inference.report import run_facts_tags
-from tml_cloudremoval.inference.writer import (
-    OUTPUT_DTYPES,
-    BackgroundRowWriter,
-    SceneWriter,
-    output_nodata,
-)
+from tml_cloudremoval.inference.writer import OUTPUT_DTYPES, output_nodata
 from tml_cloudremoval.models.receptive_field import receptive_field
 from tml_cloudremoval.raster import read_raster
 
@@ -85,6 +81,7 @@ def _run_facts(
         "output_dtype": config.output_dtype,
         "sar_method": config.sar_method,
         "output_format": config.output_format,
+        "output_layout": config.output_layout,
         "fill": config.fill,
         "feather_px": config.feather_px,
         "tiles": stats.tiles,
@@ -144,28 +141,21 @@ def _predict_pair(
         sar, coverage = load_sar_40m(pair, config.sar_method) if uses_sar else (None, 1.0)
         with (
             open_optical(info) as optical,
-            SceneWriter(
-                output_path,
-                info,
-                dtype=config.output_dtype,
-                nodata=nodata,
-                compress=config.compress,
-                output_format=config.output_format,
-            ) as writer,
+            scene_output(output_path, info, config, nodata) as output,
         ):
-            with BackgroundRowWriter(writer, config.output_dtype, nodata) as sink:
-                stats = run_tiled(
-                    plan,
-                    _SceneTiles(optical, sar),
-                    keras_predictor(model),
-                    _filled(sink, optical, mask, config),
-                    batch_size=config.batch_size,
-                    progress=config.progress,
-                    desc=info.path.name,
-                )
+            stats = run_tiled(
+                plan,
+                _SceneTiles(optical, sar),
+                keras_predictor(model),
+                _filled(output.sink, optical, mask, config),
+                batch_size=config.batch_size,
+                progress=config.progress,
+                desc=info.path.name,
+            )
+            output.wait()
             seconds = time.perf_counter() - start  # checks, SAR warp, tiles, writing
             facts = _run_facts(pair, plan, rf, config, stats, coverage, seconds)
-            writer.update_tags(**run_facts_tags(facts))
+            output.update_tags(**run_facts_tags(facts))
     logger.info(
         "%s -> %s: %d x %d px, %d tiles (%d without data), %.1f s, %.4f Mpx/s",
         info.path.name,

@@ -301,6 +301,10 @@ class BackgroundRowWriter:
     def _write(self, y0: int, values: np.ndarray, valid: np.ndarray | None) -> None:
         self.writer.write_rows(y0, to_output(values, valid, self.dtype, self.nodata))
 
+    def wait(self) -> None:
+        """Block until the write in flight has finished (its error is raised here)."""
+        self._wait()
+
     def _wait(self) -> None:
         if self._in_flight is not None:
             future, self._in_flight = self._in_flight, None
