@@ -81,7 +81,7 @@ def test_native_scene_grids_bands_and_values(model, scene, tmp_path, h):
     out20, meta20 = h.read(native_20m_path(scene["out"]))
     assert meta10["descriptions"] == ("B2", "B3", "B4", "B8") and meta10["transform"] == h.TRANSFORM
     assert meta20["descriptions"] == ("B5", "B6", "B7", "B8A", "B11", "B12")
-    assert meta20["transform"] == h.TRANSFORM * Affine.scale(2)  # same origin, 20 m pixels
+    assert meta20["transform"] == h.TRANSFORM @ Affine.scale(2)  # same origin, 20 m pixels
     assert meta20["shape"] == ((h.H + 1) // 2, (h.W + 1) // 2) and meta20["crs"] == h.UTM32
     assert meta10["nodata"] == meta20["nodata"] == 0 and "TML_INFERENCE" in meta20["tags"]
     assert np.array_equal(out10, full[..., list(BANDS_10M)])

@@ -61,6 +61,19 @@ def mask_source(info: OpticalInfo, mask_path: str | os.PathLike | None) -> str |
     return "mask_path" if mask_path is not None else None
 
 
+def check_fill(pairs: list[Any], fill: str, mask_path: str | None) -> None:
+    """Before any prediction: ``fill: clouds`` needs a mask for every scene; ``SceneError``
+    naming the keys and every scene without one."""
+    if fill != "clouds":
+        return
+    missing = [str(p.optical.path) for p in pairs if mask_source(p.optical, mask_path) is None]
+    if missing:
+        raise SceneError(
+            "inference.fill: clouds needs a cloud/shadow mask, but neither the detector (13-band "
+            f"input) nor inference.mask_path gives one for: {', '.join(missing)}"
+        )
+
+
 def detector_mask(
     info: OpticalInfo, cloud_threshold: float = DEFAULT_CLOUD_THRESHOLD
 ) -> np.ndarray:

@@ -49,7 +49,7 @@ def grid_20m(grid: Grid) -> SimpleNamespace:
         height=-(-grid.height // 2),
         width=-(-grid.width // 2),
         crs=grid.crs,
-        transform=grid.transform * Affine.scale(2),
+        transform=grid.transform @ Affine.scale(2),
     )
 
 
