@@ -165,3 +165,25 @@ def test_cog_writer_failure_leaves_no_file_and_no_temporary(tmp_path):
         with SceneWriter(path, grid, output_format="cog") as writer:
             writer.write_rows(0, np.ones((20, 30, 10), np.uint16))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cog_copy_out_of_room_is_an_output_write_error_and_keeps_the_old_file(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    from tml_cloudremoval.inference import writer as writer_module
+    from tml_cloudremoval.output_errors import OutputWriteError
+
+    path, _, grid = _cog_written(tmp_path, "cog", height=40, width=30)
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module, "copy_to_cog", full)
+    with pytest.raises(OutputWriteError, match=path.name):
+        with SceneWriter(path, grid, output_format="cog") as writer:
+            writer.write_rows(0, np.ones((40, 30, 10), np.uint16))
+    assert path.read_bytes() == before  # the previous product is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # both temporaries gone
