@@ -26,9 +26,10 @@ DN_SCALE = 1e-4
 DN_OFFSET = 0.0
 
 
-def cog_options(compress: str | None, dtype: str) -> dict[str, Any]:
+def cog_options(compress: str | None) -> dict[str, Any]:
     """Creation options of the COG driver: ``compress`` (None: none) at the fastest level, the
-    predictor that suits ``dtype``, overviews by averaging, BigTIFF when needed."""
+    predictor that suits the data type (the driver picks 2 for integers, 3 for floats),
+    overviews by averaging (nodata-aware), BigTIFF when needed."""
     options: dict[str, Any] = {
         "BLOCKSIZE": COG_BLOCK_SIZE,
         "OVERVIEW_RESAMPLING": "AVERAGE",
@@ -37,21 +38,18 @@ def cog_options(compress: str | None, dtype: str) -> dict[str, Any]:
     }
     if compress and compress.lower() != "none":
         options["COMPRESS"] = compress.upper()
-        options["PREDICTOR"] = "YES"  # 2 for integers, 3 for floats (COG driver picks)
+        options["PREDICTOR"] = "YES"
         if compress.lower() in ("deflate", "zstd"):
             options["LEVEL"] = 1
     else:
         options["COMPRESS"] = "NONE"
-    del dtype  # the COG driver picks the predictor from the data type
     return options
 
 
 def copy_to_cog(src: str | os.PathLike, dst: str | os.PathLike, compress: str | None) -> None:
     """Copy the finished GeoTIFF ``src`` to a COG at ``dst`` (``dst`` is the caller's temporary
     sibling: the atomic rename is the caller's business)."""
-    with rasterio.open(src) as ds:
-        dtype = ds.dtypes[0]
-    rasterio.shutil.copy(str(src), str(dst), driver="COG", **cog_options(compress, dtype))
+    rasterio.shutil.copy(str(src), str(dst), driver="COG", **cog_options(compress))
 
 
 def _item(ds: Any, name: str, bidx: int = 0, ovr: int | None = None) -> int | None:
