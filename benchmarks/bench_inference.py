@@ -114,11 +114,12 @@ def child_scene(args: argparse.Namespace) -> dict:
     s2, s1 = scene_paths(folder, size)
     model = build_model(args)
     before = time_raw(model, args, warm_up=True)
-    runs = {fmt: run_scene(model, args, s2, s1, size, fmt) for fmt in ("gtiff", "cog")}
+    formats = ("gtiff", "cog") if args.cog else ("gtiff",)
+    runs = {fmt: run_scene(model, args, s2, s1, size, fmt) for fmt in formats}
     after = time_raw(model, args, warm_up=False)
-    plain, cog = runs["gtiff"], runs["cog"]
+    plain, cog = runs["gtiff"], runs.get("cog")
     report = plain["report"]
-    return {
+    result = {
         "size": list(size),
         "seconds": plain["seconds"],
         "cpu_seconds": plain["cpu_seconds"],
@@ -132,17 +133,15 @@ def child_scene(args: argparse.Namespace) -> dict:
         "efficiency": report["tiling_efficiency"],
         "peak_rss_mb": plain["peak_rss_mb"],
         "output_mb": plain["output_mb"],
-        "cog_seconds": cog["seconds"],
-        "cog_cpu_seconds": cog["cpu_seconds"],
-        "cog_mpx_per_s": cog["mpx_per_s"],
-        "cog_mpx_per_cpu_s": cog["mpx_per_cpu_s"],
-        "cog_peak_rss_mb": cog["peak_rss_mb"],
-        "cog_output_mb": cog["output_mb"],
         "raw_mpx_per_s": (before["mpx_per_s"] + after["mpx_per_s"]) / 2,
         "raw_mpx_per_cpu_s": (before["mpx_per_cpu_s"] + after["mpx_per_cpu_s"]) / 2,
         "raw_before_after_mpx_per_s": [before["mpx_per_s"], after["mpx_per_s"]],
         "devices": before["devices"],
     }
+    if cog is not None:
+        keys = ("seconds", "cpu_seconds", "mpx_per_s", "mpx_per_cpu_s", "peak_rss_mb", "output_mb")
+        result.update({f"cog_{k}": cog[k] for k in keys})
+    return result
 
 
 def run_scene(model, args: argparse.Namespace, s2: Path, s1: Path, size, fmt: str) -> dict:
@@ -203,6 +202,11 @@ def scene_paths(folder: Path, size: tuple[int, int]) -> tuple[Path, Path]:
     return folder / f"s2_{size[0]}x{size[1]}.tif", folder / f"s1_{size[0]}x{size[1]}.tif"
 
 
+def _hw(text: str) -> str:
+    height, width = parse_size(text)
+    return f"{height}x{width}"
+
+
 def run_child(args: argparse.Namespace, kind: str, size: tuple[int, int] | None = None) -> dict:
     cmd = [sys.executable, str(HERE), "--child", kind, "--workdir", args.workdir]
     cmd += ["--tile-size", str(args.tile_size), "--batch-size", str(args.batch_size)]
@@ -210,6 +214,7 @@ def run_child(args: argparse.Namespace, kind: str, size: tuple[int, int] | None 
     cmd += ["--raw-repeats", str(args.raw_repeats)] + (["--quiet"] if args.quiet else [])
     if size is not None:
         cmd += ["--size", f"{size[0]}x{size[1]}"]
+        cmd += ["--cog"] if f"{size[0]}x{size[1]}" in map(_hw, args.cog_sizes) else []
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -231,10 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--child", choices=["scene"], help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="scenes of 1024 and 2048 px")
+    parser.add_argument("--cog", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cog-sizes", nargs="*", default=None, help="sizes also written as COG (default: all)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="scenes of 1024 and 2048 px, COG at 1024 only"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = ["1024", "2048"]
+        args.cog_sizes = ["1024"] if args.cog_sizes is None else args.cog_sizes
+    if args.cog_sizes is None:
+        args.cog_sizes = list(args.sizes)
 
     if args.child:
         print(json.dumps(child_scene(args)))
@@ -310,7 +324,7 @@ def print_cog_table(results: list[dict]) -> None:
         "| peak RSS gtiff | peak RSS after cog |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
+    for r in (r for r in results if "cog_seconds" in r):
         print(
             f"| {size_label(r['size'])} | {r['mpx_per_s']:.4f} | {r['cog_mpx_per_s']:.4f} "
             f"| {r['cog_seconds'] / r['seconds']:.3f} "
