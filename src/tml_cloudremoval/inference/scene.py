@@ -186,11 +186,14 @@ def predict_scene(
         s1_path: SAR GeoTIFF, VV and VH in dB, any resolution and CRS overlapping the scene; it
             is averaged onto the 40 m grid aligned with the scene (None for optical-only models).
         output_path: the 10-band GeoTIFF to write (scene CRS, transform, size, nodata; band
-            descriptions; tiled, compressed; run facts in the ``TML_INFERENCE`` tag), written
+            descriptions, scale 1e-4; a COG unless ``output_format: gtiff``; with
+            ``output_layout: native`` the 10 m bands, the 20 m ones in its ``_20m`` sibling;
+            run facts in the ``TML_INFERENCE`` tag), written
             atomically (locked while written; temporaries of dead runs next to it removed);
             it may not be an input.
         config: tiling and output options (``tile_size``, ``overlap``, ``batch_size``,
-            ``output_dtype``, ``sar_method``, ``compress``, ``gdal_cache_mb``, ``progress``);
+            ``output_dtype``, ``sar_method``, ``compress``, ``gdal_cache_mb``, ``progress``,
+            ``output_format``, ``output_layout``, ``fill`` + ``mask_path`` + ``feather_px``);
             None: the defaults of :class:`InferenceConfig`.
 
     Returns the run facts (sizes, tiles, seconds, Mpx/s, SAR coverage, ...) and ``output_path``.
