@@ -10,7 +10,9 @@ Each scene size runs in its own subprocess (so peak RSS is that run's alone), wh
   (warmed up first; ``raw_repeats`` calls),
 - cleans a synthetic N x N scene (10 TML bands, uint16, nodata 0, UTM; SAR at 40 m) with
   ``inference.scene.predict_scene`` (checks, SAR warp, windowed reads, tiles, blending,
-  compressed GeoTIFF written atomically): Mpx/s = N^2 / time of the whole call,
+  compressed GeoTIFF written atomically): Mpx/s = N^2 / time of the whole call, first into a
+  plain streamed GeoTIFF (``output_format: gtiff``, the figures of issue 6), then into a
+  Cloud-Optimised GeoTIFF (``cog``, the default since issue 11: the stream plus the COG copy),
 - times the raw model again; raw = the mean of before and after, so both figures see the same
   machine load. Wall time and process CPU time are both reported: on a shared machine the CPU
   time ratio is the steadier one.
@@ -105,47 +107,72 @@ def build_model(args: argparse.Namespace):
 
 
 def child_scene(args: argparse.Namespace) -> dict:
-    """Raw tile, scene, raw tile again, in one process: wall and CPU time of each."""
-    from tml_cloudremoval.inference.config import InferenceConfig
-    from tml_cloudremoval.inference.scene import predict_scene
-
+    """Raw tile, scene (plain GeoTIFF, then COG), raw tile again, in one process: wall and CPU
+    time of each."""
     folder = Path(args.workdir)
     size = parse_size(args.size)
     s2, s1 = scene_paths(folder, size)
     model = build_model(args)
     before = time_raw(model, args, warm_up=True)
-    out = folder / f"out_{size[0]}x{size[1]}.tif"
-    wall, cpu = time.perf_counter(), time.process_time()
-    config = InferenceConfig(
-        tile_size=args.tile_size,
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-        sar_method="mean",  # predict_scene takes settled settings (the pipeline: from the contract)
-    )
-    report = predict_scene(model, s2, s1, out, config)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    rss = peak_rss_mb()
-    out.unlink()
+    formats = ("gtiff", "cog") if args.cog else ("gtiff",)
+    runs = {fmt: run_scene(model, args, s2, s1, size, fmt) for fmt in formats}
     after = time_raw(model, args, warm_up=False)
-    mpx = size[0] * size[1] / 1e6
-    return {
+    plain, cog = runs["gtiff"], runs.get("cog")
+    report = plain["report"]
+    result = {
         "size": list(size),
-        "seconds": wall,
-        "cpu_seconds": cpu,
-        "mpx_per_s": mpx / wall,
-        "mpx_per_cpu_s": mpx / cpu,
+        "seconds": plain["seconds"],
+        "cpu_seconds": plain["cpu_seconds"],
+        "mpx_per_s": plain["mpx_per_s"],
+        "mpx_per_cpu_s": plain["mpx_per_cpu_s"],
         "model_seconds": report["model_seconds"],
         "tiles": report["tiles"],
         "tile_grid": report["tile_grid"],
         "largest_tile": report["largest_tile"],
         "overlap": report["overlap"],
         "efficiency": report["tiling_efficiency"],
-        "peak_rss_mb": rss,
+        "peak_rss_mb": plain["peak_rss_mb"],
+        "output_mb": plain["output_mb"],
         "raw_mpx_per_s": (before["mpx_per_s"] + after["mpx_per_s"]) / 2,
         "raw_mpx_per_cpu_s": (before["mpx_per_cpu_s"] + after["mpx_per_cpu_s"]) / 2,
         "raw_before_after_mpx_per_s": [before["mpx_per_s"], after["mpx_per_s"]],
         "devices": before["devices"],
     }
+    if cog is not None:
+        keys = ("seconds", "cpu_seconds", "mpx_per_s", "mpx_per_cpu_s", "peak_rss_mb", "output_mb")
+        result.update({f"cog_{k}": cog[k] for k in keys})
+    return result
+
+
+def run_scene(model, args: argparse.Namespace, s2: Path, s1: Path, size, fmt: str) -> dict:
+    """``predict_scene`` into ``inference.output_format: fmt``: wall and CPU time, peak RSS so
+    far (the gtiff run comes first: the COG figure is the peak of both), output size."""
+    from tml_cloudremoval.inference.config import InferenceConfig
+    from tml_cloudremoval.inference.scene import predict_scene
+
+    out = Path(args.workdir) / f"out_{size[0]}x{size[1]}_{fmt}.tif"
+    config = InferenceConfig(
+        tile_size=args.tile_size,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        output_format=fmt,
+        sar_method="mean",  # predict_scene takes settled settings (the pipeline: from the contract)
+    )
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = predict_scene(model, s2, s1, out, config)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    mpx = size[0] * size[1] / 1e6
+    result = {
+        "report": report,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "mpx_per_s": mpx / wall,
+        "mpx_per_cpu_s": mpx / cpu,
+        "peak_rss_mb": peak_rss_mb(),
+        "output_mb": out.stat().st_size / 2**20,
+    }
+    out.unlink()
+    return result
 
 
 def time_raw(model, args: argparse.Namespace, warm_up: bool) -> dict:
@@ -176,6 +203,11 @@ def scene_paths(folder: Path, size: tuple[int, int]) -> tuple[Path, Path]:
     return folder / f"s2_{size[0]}x{size[1]}.tif", folder / f"s1_{size[0]}x{size[1]}.tif"
 
 
+def _hw(text: str) -> str:
+    height, width = parse_size(text)
+    return f"{height}x{width}"
+
+
 def run_child(args: argparse.Namespace, kind: str, size: tuple[int, int] | None = None) -> dict:
     cmd = [sys.executable, str(HERE), "--child", kind, "--workdir", args.workdir]
     cmd += ["--tile-size", str(args.tile_size), "--batch-size", str(args.batch_size)]
@@ -183,6 +215,7 @@ def run_child(args: argparse.Namespace, kind: str, size: tuple[int, int] | None 
     cmd += ["--raw-repeats", str(args.raw_repeats)] + (["--quiet"] if args.quiet else [])
     if size is not None:
         cmd += ["--size", f"{size[0]}x{size[1]}"]
+        cmd += ["--cog"] if f"{size[0]}x{size[1]}" in map(_hw, args.cog_sizes) else []
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -204,10 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--child", choices=["scene"], help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="scenes of 1024 and 2048 px")
+    parser.add_argument("--cog", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cog-sizes", nargs="*", default=None, help="sizes also written as COG (default: all)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="scenes of 1024 and 2048 px, COG at 1024 only"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = ["1024", "2048"]
+        args.cog_sizes = ["1024"] if args.cog_sizes is None else args.cog_sizes
+    if args.cog_sizes is None:
+        args.cog_sizes = list(args.sizes)
 
     if args.child:
         print(json.dumps(child_scene(args)))
@@ -227,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_child(args, "scene", size))
             print(json.dumps(results[-1]), flush=True)
 
+    print_tiling_table(results, args)
+    print_cog_table(results)
+    return 0
+
+
+def print_tiling_table(results: list[dict], args: argparse.Namespace) -> None:
+    """Today's table (issue 6): the tiled scene (plain GeoTIFF) vs the raw model, peak RSS."""
     first = results[0]["peak_rss_mb"]
     print()
     print(f"Inference, {date()}, devices {results[0]['devices']}; machine: {machine_line()}")
@@ -260,7 +309,31 @@ def main(argv: list[str] | None = None) -> int:
         "raw tile's speed; both parts are measured within one run, so other jobs hardly move it"
     )
     print("targets: tiled / raw >= 0.85; peak RSS of the larger scene <= 1.2 x the smaller")
-    return 0
+
+
+def print_cog_table(results: list[dict]) -> None:
+    """The COG output beside the plain streamed GeoTIFF, same scenes, same process."""
+    print()
+    print(
+        "Output format (inference.output_format), same scene and process: gtiff = the streamed "
+        "tiled GeoTIFF; cog = the same stream into a temporary GeoTIFF, then GDAL's COG copy "
+        "(overviews, 512 px tiles); the temporary is as big as the gtiff output while the copy runs"
+    )
+    print(
+        "| scene px | gtiff Mpx/s | cog Mpx/s | cog / gtiff time | cog tiled / raw "
+        "| same, CPU time | gtiff MiB | cog MiB | extra disk while writing MiB "
+        "| peak RSS gtiff | peak RSS after cog |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in (r for r in results if "cog_seconds" in r):
+        print(
+            f"| {size_label(r['size'])} | {r['mpx_per_s']:.4f} | {r['cog_mpx_per_s']:.4f} "
+            f"| {r['cog_seconds'] / r['seconds']:.3f} "
+            f"| {r['cog_mpx_per_s'] / r['raw_mpx_per_s']:.3f} "
+            f"| {r['cog_mpx_per_cpu_s'] / r['raw_mpx_per_cpu_s']:.3f} "
+            f"| {r['output_mb']:.1f} | {r['cog_output_mb']:.1f} | {r['output_mb']:.1f} "
+            f"| {r['peak_rss_mb']:.0f} | {r['cog_peak_rss_mb']:.0f} |"
+        )
 
 
 def date() -> str:

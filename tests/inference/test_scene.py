@@ -17,6 +17,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from tml_cloudremoval.bands import S2_BAND_NAMES, TML_BAND_NAMES, tml_band_indices
+from tml_cloudremoval.errors import SceneError
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.inputs import SceneSource, check_scenes
 from tml_cloudremoval.inference.report import RUN_FACTS_TAG, read_run_facts
@@ -275,3 +276,43 @@ def test_nan_and_inf_in_a_float_input_without_nodata_tag_are_nodata_out(
     else:
         assert np.isnan(meta["nodata"]) and np.isnan(got[bad]).all()
         assert np.isfinite(got[~bad]).all()
+
+
+# --- fill: clouds (issue 11, item 3) -----------------------------------------------------------
+
+
+def _user_mask(tmp_path, h):
+    mask = np.zeros((h.H, h.W, 1), np.uint8)
+    mask[30:60, 35:75] = 1
+    return h.write_tif(tmp_path / "user_mask.tif", mask)
+
+
+def test_fill_clouds_keeps_clear_pixels_bit_identical_and_tiled_equals_whole(
+    model, scene, tmp_path, h
+):
+    mask_path = _user_mask(tmp_path, h)
+    config = cfg(fill="clouds", mask_path=str(mask_path), feather_px=4)
+    predict_scene(model, scene["s2"], scene["s1"], scene["out"], config)
+    out, _ = h.read(scene["out"])
+    inputs, _ = h.read(scene["s2"])
+    clear = np.ones((h.H, h.W), bool)
+    clear[30:60, 35:75] = False
+    assert np.array_equal(out[clear], inputs[clear])  # bit-identical, nodata included
+    full, _ = h.read(
+        predict_scene(model, scene["s2"], scene["s1"], tmp_path / "a.tif", cfg())["output_path"]
+    )
+    inner = np.zeros_like(clear)
+    inner[34:56, 39:71] = True  # >= feather_px inside the mask edge: the prediction alone
+    assert np.array_equal(out[inner], full[inner])
+    edge = ~clear & ~inner
+    assert (out[edge] != inputs[edge]).any() and (out[edge] != full[edge]).any()  # the ramp
+    whole = cfg(fill="clouds", mask_path=str(mask_path), feather_px=4, tile_size=400)
+    predict_scene(model, scene["s2"], scene["s1"], tmp_path / "whole.tif", whole)
+    single, _ = h.read(tmp_path / "whole.tif")
+    assert np.abs(single.astype(int) - out.astype(int)).max() <= 1  # as tiled == whole
+
+
+def test_fill_clouds_without_a_mask_names_the_key(model, scene):
+    with pytest.raises(SceneError, match="inference.fill: clouds needs"):
+        predict_scene(model, scene["s2"], scene["s1"], scene["out"], cfg(fill="clouds"))
+    assert not scene["out"].exists()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.inference.reader import inspect_optical
 from tml_cloudremoval.inference.writer import (
     BackgroundRowWriter,
@@ -100,3 +101,89 @@ def test_background_writer_raises_the_write_error(tmp_path, h):
         ):
             sink(4, np.zeros((4, 8, 10), np.float32), None)
     assert list(tmp_path.iterdir()) == [tmp_path / "like.tif"]
+
+
+# --- Cloud-Optimised GeoTIFF (issue 11, item 3) ------------------------------------------------
+
+
+def _cog_written(tmp_path, output_format, height=600, width=700):
+    from types import SimpleNamespace
+
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    grid = SimpleNamespace(
+        height=height,
+        width=width,
+        crs=CRS.from_epsg(32632),
+        transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5200000.0),
+    )
+    rng = np.random.default_rng(3)
+    rows = rng.integers(1, 10000, (height, width, 10)).astype(np.uint16)
+    rows[:5, :7] = 0
+    path = tmp_path / f"scene_{output_format}.tif"
+    with SceneWriter(path, grid, nodata=0, output_format=output_format) as writer:
+        for y0 in range(0, height, 100):
+            writer.write_rows(y0, rows[y0 : y0 + 100])
+        writer.update_tags(TML_INFERENCE='{"a": 1}')
+    return path, rows, grid
+
+
+def test_cog_output_passes_the_layout_check_and_keeps_pixels_grid_and_tags(tmp_path):
+    from tml_cloudremoval.inference.cog import cog_layout_faults
+
+    path, rows, grid = _cog_written(tmp_path, "cog")
+    assert cog_layout_faults(path) == []
+    with rasterio.open(path) as ds:
+        assert np.array_equal(np.moveaxis(ds.read(), 0, -1), rows)
+        assert ds.transform == grid.transform and ds.crs == grid.crs and ds.nodata == 0
+        assert ds.descriptions == tuple(TML_BAND_NAMES)
+        assert ds.scales == (1e-4,) * 10 and ds.offsets == (0.0,) * 10
+        assert ds.tags()["TML_INFERENCE"] == '{"a": 1}'
+        assert ds.overviews(1) and ds.block_shapes[0] == (512, 512)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # stream removed
+
+
+def test_gtiff_output_is_not_a_cog_and_the_check_says_why(tmp_path):
+    from tml_cloudremoval.inference.cog import cog_layout_faults
+
+    path, rows, _ = _cog_written(tmp_path, "gtiff")
+    faults = cog_layout_faults(path)
+    assert any("LAYOUT=COG" in f for f in faults) and any("overviews" in f for f in faults)
+    with rasterio.open(path) as ds:
+        assert np.array_equal(np.moveaxis(ds.read(), 0, -1), rows)
+
+
+def test_cog_writer_failure_leaves_no_file_and_no_temporary(tmp_path):
+    from types import SimpleNamespace
+
+    from affine import Affine
+
+    grid = SimpleNamespace(height=40, width=30, crs=None, transform=Affine.identity())
+    path = tmp_path / "broken.tif"
+    with pytest.raises(RuntimeError, match="only 20 of 40"):
+        with SceneWriter(path, grid, output_format="cog") as writer:
+            writer.write_rows(0, np.ones((20, 30, 10), np.uint16))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cog_copy_out_of_room_is_an_output_write_error_and_keeps_the_old_file(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    from tml_cloudremoval.inference import writer as writer_module
+    from tml_cloudremoval.output_errors import OutputWriteError
+
+    path, _, grid = _cog_written(tmp_path, "cog", height=40, width=30)
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module, "copy_to_cog", full)
+    with pytest.raises(OutputWriteError, match=path.name):
+        with SceneWriter(path, grid, output_format="cog") as writer:
+            writer.write_rows(0, np.ones((40, 30, 10), np.uint16))
+    assert path.read_bytes() == before  # the previous product is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # both temporaries gone

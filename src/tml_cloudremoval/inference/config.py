@@ -20,6 +20,10 @@ SECTION = "inference"
 
 OutputDtype = Literal["uint16", "float32"]
 Compression = Literal["deflate", "zstd", "lzw", "none"]
+# --- outputs (issue 11, item 3) ---
+OutputFormat = Literal["cog", "gtiff"]
+OutputLayout = Literal["stack_10m", "native"]
+FillMode = Literal["all", "clouds"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,12 @@ class InferenceConfig:
     # by models.contract.settle_inference; null = the value of the model's contract.json.
     sar_method: Literal["mean", "linear_power"] | None = None
     override_contract: bool = False
+    # --- outputs (issue 11, item 3) ---
+    output_format: OutputFormat = "cog"
+    output_layout: OutputLayout = "stack_10m"
+    mask_path: str | None = None
+    fill: FillMode = "all"
+    feather_px: int = field(default=8, metadata=bounds(0, 256))
 
     def check(self) -> list[str]:
         """Cross-field faults ("key: message")."""

@@ -13,6 +13,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -22,18 +23,30 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from tml_cloudremoval.atomic import atomic_file
 from tml_cloudremoval.bands import RGB_BAND_NAMES, TML_BAND_NAMES, band_indices
-from tml_cloudremoval.inference.reader import inspect_optical, nodata_mask
+from tml_cloudremoval.inference.reader import (
+    band_names_from_descriptions,
+    inspect_optical,
+    nodata_mask,
+)
 from tml_cloudremoval.normalise import dn_to_reflectance
+from tml_cloudremoval.raster import read_header
 
 
 def read_rgb(path: str | os.PathLike, max_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
     """True-colour bands (B4, B3, B2) of an optical GeoTIFF, decimated to <= ``max_size`` px.
 
     Returns (reflectance (h, w, 3) float32, valid (h, w) bool or None). The TML bands are found
-    as for inference (band descriptions, else the band count: 10 TML or 13 L1C bands).
+    as for inference (band descriptions, else the band count: 10 TML or 13 L1C bands); a file
+    whose descriptions name B4 B3 B2 alone (the 10 m file of the native layout) is read too.
     """
-    info = inspect_optical(path)
-    rgb = [info.band_indexes[i] + 1 for i in band_indices(RGB_BAND_NAMES, TML_BAND_NAMES)]
+    header = read_header(path)
+    names = band_names_from_descriptions(header.descriptions)
+    if names is not None and set(RGB_BAND_NAMES) <= set(names) and len(names) < 10:
+        info: Any = header
+        rgb = [names.index(b) + 1 for b in RGB_BAND_NAMES]
+    else:
+        info = inspect_optical(path)
+        rgb = [info.band_indexes[i] + 1 for i in band_indices(RGB_BAND_NAMES, TML_BAND_NAMES)]
     factor = max(1, math.ceil(max(info.height, info.width) / max_size))
     shape = (3, math.ceil(info.height / factor), math.ceil(info.width / factor))
     with warnings.catch_warnings():

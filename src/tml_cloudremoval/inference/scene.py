@@ -25,23 +25,23 @@ from tml_cloudremoval.atomic import output_lock, remove_stale_temporaries
 from tml_cloudremoval.errors import SceneError
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.engine import (
+    EmitRows,
     TileInput,
     TileRunStats,
     keras_predictor,
     run_tiled,
     sar_of_tile,
 )
+from tml_cloudremoval.inference.fill import CloudFillSink
 from tml_cloudremoval.inference.inputs import SceneSource, check_scenes, refuse_targets
+from tml_cloudremoval.inference.masks import scene_mask
+from tml_cloudremoval.inference.native_layout import scene_output
 from tml_cloudremoval.inference.planner import Tile, TilePlan, plan_tiles, seam_free_overlap
 from tml_cloudremoval.inference.reader import OpticalReader, ScenePair, load_sar_40m, open_optical
 from tml_cloudremoval.inference.report import run_facts_tags
-from tml_cloudremoval.inference.writer import (
-    OUTPUT_DTYPES,
-    BackgroundRowWriter,
-    SceneWriter,
-    output_nodata,
-)
+from tml_cloudremoval.inference.writer import OUTPUT_DTYPES, output_nodata
 from tml_cloudremoval.models.receptive_field import receptive_field
+from tml_cloudremoval.raster import read_raster
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,10 @@ def _run_facts(
         "batch_size": config.batch_size,
         "output_dtype": config.output_dtype,
         "sar_method": config.sar_method,
+        "output_format": config.output_format,
+        "output_layout": config.output_layout,
+        "fill": config.fill,
+        "feather_px": config.feather_px,
         "tiles": stats.tiles,
         "tile_grid": [plan.n_rows, plan.n_cols],
         "largest_tile": [max(plan.heights), max(plan.widths)],
@@ -93,10 +97,34 @@ def _run_facts(
     }
 
 
+def _filled(
+    sink: EmitRows, optical: OpticalReader, mask: np.ndarray | None, config: InferenceConfig
+) -> EmitRows:
+    """The row sink for ``config.fill``: ``sink`` itself (all) or clouds filled into it."""
+    if config.fill == "all":
+        return sink
+    if mask is None:
+        raise SceneError(
+            f"{optical.info.path}: inference.fill: clouds needs a cloud/shadow mask: give "
+            "inference.mask_path or a 13-band input for the detector"
+        )
+    width = optical.info.width
+    return CloudFillSink(
+        sink, lambda y0, n: optical.read_tile(y0, 0, n, width)[0], mask, config.feather_px
+    )
+
+
 def _predict_pair(
-    model: Any, pair: ScenePair, output_path: Path, config: InferenceConfig, start: float
+    model: Any,
+    pair: ScenePair,
+    output_path: Path,
+    config: InferenceConfig,
+    start: float,
+    mask: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Plan, read, predict, blend and write one checked scene; returns its run facts."""
+    """Plan, read, predict, blend and write one checked scene; returns its run facts.
+
+    ``mask``: the scene's cloud/shadow mask (``inference.masks``), needed by ``fill: clouds``."""
     info = pair.optical
     if config.output_dtype not in OUTPUT_DTYPES:
         raise SceneError(
@@ -113,27 +141,21 @@ def _predict_pair(
         sar, coverage = load_sar_40m(pair, config.sar_method) if uses_sar else (None, 1.0)
         with (
             open_optical(info) as optical,
-            SceneWriter(
-                output_path,
-                info,
-                dtype=config.output_dtype,
-                nodata=nodata,
-                compress=config.compress,
-            ) as writer,
+            scene_output(output_path, info, config, nodata) as output,
         ):
-            with BackgroundRowWriter(writer, config.output_dtype, nodata) as sink:
-                stats = run_tiled(
-                    plan,
-                    _SceneTiles(optical, sar),
-                    keras_predictor(model),
-                    sink,
-                    batch_size=config.batch_size,
-                    progress=config.progress,
-                    desc=info.path.name,
-                )
+            stats = run_tiled(
+                plan,
+                _SceneTiles(optical, sar),
+                keras_predictor(model),
+                _filled(output.sink, optical, mask, config),
+                batch_size=config.batch_size,
+                progress=config.progress,
+                desc=info.path.name,
+            )
+            output.wait()
             seconds = time.perf_counter() - start  # checks, SAR warp, tiles, writing
             facts = _run_facts(pair, plan, rf, config, stats, coverage, seconds)
-            writer.update_tags(**run_facts_tags(facts))
+            output.update_tags(**run_facts_tags(facts))
     logger.info(
         "%s -> %s: %d x %d px, %d tiles (%d without data), %.1f s, %.4f Mpx/s",
         info.path.name,
@@ -164,11 +186,14 @@ def predict_scene(
         s1_path: SAR GeoTIFF, VV and VH in dB, any resolution and CRS overlapping the scene; it
             is averaged onto the 40 m grid aligned with the scene (None for optical-only models).
         output_path: the 10-band GeoTIFF to write (scene CRS, transform, size, nodata; band
-            descriptions; tiled, compressed; run facts in the ``TML_INFERENCE`` tag), written
+            descriptions, scale 1e-4; a COG unless ``output_format: gtiff``; with
+            ``output_layout: native`` the 10 m bands, the 20 m ones in its ``_20m`` sibling;
+            run facts in the ``TML_INFERENCE`` tag), written
             atomically (locked while written; temporaries of dead runs next to it removed);
             it may not be an input.
         config: tiling and output options (``tile_size``, ``overlap``, ``batch_size``,
-            ``output_dtype``, ``sar_method``, ``compress``, ``gdal_cache_mb``, ``progress``);
+            ``output_dtype``, ``sar_method``, ``compress``, ``gdal_cache_mb``, ``progress``,
+            ``output_format``, ``output_layout``, ``fill`` + ``mask_path`` + ``feather_px``);
             None: the defaults of :class:`InferenceConfig`.
 
     Returns the run facts (sizes, tiles, seconds, Mpx/s, SAR coverage, ...) and ``output_path``.
@@ -182,18 +207,27 @@ def predict_scene(
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     with output_lock(output_path):  # as the product folder datasets do
         remove_stale_temporaries(Path(output_path).parent)
-        facts = _predict_pair(model, pair, Path(output_path), config, start)
+        mask = scene_mask(pair.optical, config.mask_path) if config.fill == "clouds" else None
+        facts = _predict_pair(model, pair, Path(output_path), config, start, mask)
     return {**facts, "output_path": str(output_path)}
 
 
 class CloudFreeScene:
     """A cloud-free scene not yet computed: :meth:`write` predicts it into a GeoTIFF.
 
-    ``sources`` are its input files (the dataset refuses to write over any of them).
+    ``sources`` are its input files (the dataset refuses to write over any of them);
+    ``mask_file``: the scene's mask raster (``cloud_masks``), read when ``fill: clouds``.
     """
 
-    def __init__(self, model: Any, pair: ScenePair, config: InferenceConfig) -> None:
+    def __init__(
+        self,
+        model: Any,
+        pair: ScenePair,
+        config: InferenceConfig,
+        mask_file: str | os.PathLike | None = None,
+    ) -> None:
         self.model, self.pair, self.config = model, pair, config
+        self.mask_file = None if mask_file is None else Path(mask_file)
 
     @property
     def sources(self) -> tuple[Path, ...]:
@@ -201,7 +235,11 @@ class CloudFreeScene:
 
     def write(self, path: str | os.PathLike) -> dict[str, Any]:
         """Predict the scene into ``path`` (atomically); returns its run facts."""
-        return _predict_pair(self.model, self.pair, Path(path), self.config, time.perf_counter())
+        start = time.perf_counter()
+        mask = None
+        if self.config.fill == "clouds" and self.mask_file is not None:
+            mask = read_raster(self.mask_file)[..., 0]
+        return _predict_pair(self.model, self.pair, Path(path), self.config, start, mask)
 
     def __repr__(self) -> str:
         return f"CloudFreeScene({self.pair.optical.path.name})"

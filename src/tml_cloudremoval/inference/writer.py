@@ -5,6 +5,9 @@
 - :class:`SceneWriter` writes rows into a temporary sibling of the product
   (``tml_cloudremoval.atomic.atomic_file``) and renames it into place only when complete; a
   disk that is full (or a file-size limit) ends it with an ``OutputWriteError`` naming the file.
+  A Cloud-Optimised GeoTIFF (the default, ``output_format="cog"``) is streamed into a second
+  temporary sibling first, then copied by GDAL's COG driver into the first
+  (:mod:`tml_cloudremoval.inference.cog`); the stream is removed either way.
 - :class:`BackgroundRowWriter` converts and writes rows in a background thread, overlapping with
   the prediction of the next tile row (one chunk in flight: bounded memory).
 
@@ -28,15 +31,19 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from tml_cloudremoval.atomic import atomic_file
+from tml_cloudremoval.atomic import atomic_file, temporary_sibling
 from tml_cloudremoval.bands import TML_BAND_NAMES
-from tml_cloudremoval.inference.config import OutputDtype
+from tml_cloudremoval.inference.cog import DN_OFFSET, DN_SCALE, copy_to_cog
+from tml_cloudremoval.inference.config import OutputDtype, OutputFormat
 from tml_cloudremoval.normalise import OPTICAL_CLIP_DN, OPTICAL_SCALE
 from tml_cloudremoval.output_errors import write_errors
 from tml_cloudremoval.raster import geotiff_profile
 
 BLOCK_SIZE = 256
 """Internal tile size of the output GeoTIFF (pixels)."""
+
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+"""Output file layouts: a Cloud-Optimised GeoTIFF (cog) or a plain tiled GeoTIFF (gtiff)."""
 
 OUTPUT_DTYPES: tuple[str, ...] = get_args(OutputDtype)
 """Output GeoTIFF types: uint16 DN (rounded, clipped to [0, 10000]) or float32 DN (clipped)."""
@@ -142,7 +149,10 @@ class SceneWriter:
     replaces ``path`` (an existing file there is untouched until then); on an exception it is
     deleted. Rows must come in order, top to bottom; they are gathered in a buffer of one row of
     256 x 256 blocks so that every write covers whole blocks (each compressed block is written
-    once). ``tags`` (and :meth:`update_tags` before the exit) become GeoTIFF metadata.
+    once). ``tags`` (and :meth:`update_tags` before the exit) become GeoTIFF metadata; every
+    band carries scale 1e-4 and offset 0 (reflectance = DN x 1e-4) unless ``dn_scale`` is False
+    (a mask). ``output_format``: "cog"
+    (streamed into a temporary sibling, then copied by the COG driver) or "gtiff".
     """
 
     def __init__(
@@ -155,8 +165,15 @@ class SceneWriter:
         descriptions: Sequence[str] = TML_BAND_NAMES,
         compress: str = "deflate",
         tags: dict[str, str] | None = None,
+        output_format: str = "cog",
+        dn_scale: bool = True,
     ) -> None:
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}: {output_format!r}")
         self.path = Path(path)
+        self.output_format = output_format
+        self._compress = compress
+        self._dn_scale = dn_scale
         self.height, self.width = like.height, like.width
         self.count = len(descriptions)
         self.dtype = np.dtype(dtype)
@@ -173,13 +190,32 @@ class SceneWriter:
     def __enter__(self) -> SceneWriter:
         with ExitStack() as stack:
             tmp = stack.enter_context(atomic_file(self.path))
+            if self.output_format == "cog":  # unwound: dataset closed, COG copy, stream removed
+                stream = temporary_sibling(self.path, ".tif")
+                stack.callback(stream.unlink, missing_ok=True)
+                stack.push(self._cog_exit(stream, tmp))
+                tmp = stream
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self._ds = stack.enter_context(rasterio.open(tmp, "w", **self._profile))
             for i, text in enumerate(self._descriptions, start=1):
                 self._ds.set_band_description(i, text)
+            if self._dn_scale:
+                self._ds.scales = (DN_SCALE,) * self.count
+                self._ds.offsets = (DN_OFFSET,) * self.count
             self._stack = stack.pop_all()  # closed (then renamed) in __exit__
         return self
+
+    def _cog_exit(self, stream: Path, target: Path) -> Any:
+        """Exit callback: after a clean close of the stream, copy it as a COG to ``target``."""
+
+        def copy_on_success(exc_type: Any, exc: Any, tb: Any) -> bool:
+            if exc_type is None:
+                with write_errors(self.path):
+                    copy_to_cog(stream, target, self._compress)
+            return False
+
+        return copy_on_success
 
     def update_tags(self, **tags: str) -> None:
         """Add GeoTIFF metadata tags (written when the file is closed)."""
@@ -264,6 +300,10 @@ class BackgroundRowWriter:
 
     def _write(self, y0: int, values: np.ndarray, valid: np.ndarray | None) -> None:
         self.writer.write_rows(y0, to_output(values, valid, self.dtype, self.nodata))
+
+    def wait(self) -> None:
+        """Block until the write in flight has finished (its error is raised here)."""
+        self._wait()
 
     def _wait(self) -> None:
         if self._in_flight is not None:

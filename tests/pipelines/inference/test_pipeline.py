@@ -28,7 +28,13 @@ PROJECT = Path(__file__).resolve().parents[3]
 CATALOG_YML = PROJECT / "conf" / "base" / "catalog_inference.yml"
 TRANSFORM = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 4500000.0)
 CRS_UTM = CRS.from_epsg(32633)
-ENTRIES = {"inference_plan", "cloudfree_scenes", "scene_quicklooks", "inference_report"}
+ENTRIES = {
+    "inference_plan",
+    "cloud_masks",
+    "cloudfree_scenes",
+    "scene_quicklooks",
+    "inference_report",
+}
 
 
 def write_tif(path: Path, array: np.ndarray, transform: Affine, nodata=None) -> Path:
@@ -78,14 +84,15 @@ def test_pipeline_nodes_are_named_and_lineage_reaches_the_products():
     pipe = create_pipeline()
     assert [n.name for n in pipe.nodes] == [
         "plan_inference",
+        "make_cloud_masks",
         "predict_cloudfree_scenes",
         "make_scene_quicklooks",
         "report_inference",
     ]
-    assert set(pipe.outputs()) | {"inference_plan", "cloudfree_scenes"} == ENTRIES
+    assert set(pipe.outputs()) | {"inference_plan", "cloudfree_scenes", "cloud_masks"} == ENTRIES
     assert pipe.inputs() == {"dsen2cr_model", "params:inference"}
     producer = next(n for n in pipe.nodes if "cloudfree_scenes" in n.outputs)
-    assert {"dsen2cr_model", "inference_plan"} <= set(producer.inputs)
+    assert {"dsen2cr_model", "inference_plan", "cloud_masks"} <= set(producer.inputs)
     users = {n.name for n in pipe.nodes if "cloudfree_scenes" in n.inputs}
     assert users == {"make_scene_quicklooks", "report_inference"}
 
@@ -189,3 +196,56 @@ def test_catalog_defaults_are_the_sample_scene():
     assert config["cloudfree_scenes"]["filepath"] == "data/07_model_output/cloudfree"
     assert config["cloudfree_scenes"]["suffix"] == "_cloudfree.tif"
     assert InferenceConfig().s2_path.endswith("tml_scene/s2_cloudy.tif")
+
+
+# --- outputs (issue 11, item 3) ----------------------------------------------------------------
+
+
+def test_13_band_scene_gets_a_detector_mask_and_fill_clouds_keeps_clear_pixels(model, tmp_path):
+    from tml_cloudremoval.inference.cog import cog_layout_faults
+
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    dn = rng.integers(500, 2500, (64, 72, 13)).astype(np.uint16)
+    dn[20:40, 25:50] = 7000  # a bright cloud
+    s2 = write_tif(folder / "s2_cloudy.tif", dn, TRANSFORM, nodata=0)
+    sar = rng.uniform(-20, -5, (16, 18, 2)).astype(np.float32)
+    s1 = write_tif(folder / "s1.tif", sar, Affine(40.0, 0.0, 300000.0, 0.0, -40.0, 4500000.0))
+    params = base_params(s2_path=str(s2), s1_path=str(s1), fill="clouds", feather_px=3)
+    catalog = run(model, params, tmp_path)
+    mask_file = catalog.load("cloud_masks")["tml_scene"]()
+    with rasterio.open(mask_file) as ds:
+        mask = ds.read(1)
+        assert ds.transform == TRANSFORM and ds.crs == CRS_UTM and ds.nodata == 255
+    assert mask[30, 37] == 1 and (mask == 0).sum() > 200  # shadow tests mark dark noise too
+    out_path = catalog.load("cloudfree_scenes")["tml_scene"].path
+    assert cog_layout_faults(out_path) == [] and cog_layout_faults(mask_file) == []
+    with rasterio.open(out_path) as ds:
+        out = np.moveaxis(ds.read(), 0, -1)
+    tml = dn[..., [1, 2, 3, 4, 5, 6, 7, 8, 11, 12]]
+    assert np.array_equal(out[mask == 0], tml[mask == 0])  # clear pixels: the input itself
+    assert not np.array_equal(out[mask == 1], tml[mask == 1])
+
+
+def test_fill_clouds_without_a_mask_stops_in_the_plan(model, tmp_path):
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
+    with pytest.raises(Exception, match="inference.fill: clouds needs"):
+        run(model, base_params(s2_path=str(s2), s1_path=str(s1), fill="clouds"), tmp_path)
+    assert not (tmp_path / "data" / "07_model_output" / "cloudfree").exists()
+
+
+def test_native_layout_through_the_pipeline(model, tmp_path):
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
+    catalog = run(
+        model, base_params(s2_path=str(s2), s1_path=str(s1), output_layout="native"), tmp_path
+    )
+    path = Path(catalog.load("cloudfree_scenes")["tml_scene"].path)
+    with rasterio.open(path.with_name("tml_scene_cloudfree_20m.tif")) as ds:
+        assert ds.shape == (32, 36) and ds.transform == TRANSFORM @ Affine.scale(2)
+    assert catalog.load("scene_quicklooks")["tml_scene"]().ndim == 3  # RGB of the 10 m file
+    assert catalog.load("inference_report")["scenes"][0]["output_layout"] == "native"

@@ -1,6 +1,7 @@
 """Inference: trained model + cloudy TML scene(s) + SAR -> cloud-free GeoTIFF(s) + quicklooks.
 
-Lineage: params:inference -> inference_plan; dsen2cr_model + inference_plan -> cloudfree_scenes
+Lineage: params:inference -> inference_plan -> cloud_masks; dsen2cr_model + inference_plan +
+cloud_masks -> cloudfree_scenes
 -> scene_quicklooks and inference_report. Every output is a catalog dataset
 (conf/base/catalog_inference.yml).
 """
@@ -9,7 +10,13 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import make_scene_quicklooks, plan_inference, predict_cloudfree_scenes, report_inference
+from .nodes import (
+    make_cloud_masks,
+    make_scene_quicklooks,
+    plan_inference,
+    predict_cloudfree_scenes,
+    report_inference,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -22,9 +29,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="inference_plan",
                 name="plan_inference",
             ),
+            Node(  # outputs (issue 11, item 3)
+                make_cloud_masks,
+                inputs=["inference_plan", "params:inference"],
+                outputs="cloud_masks",
+                name="make_cloud_masks",
+            ),
             Node(
                 predict_cloudfree_scenes,
-                inputs=["dsen2cr_model", "inference_plan", "params:inference"],
+                inputs=["dsen2cr_model", "inference_plan", "cloud_masks", "params:inference"],
                 outputs="cloudfree_scenes",
                 name="predict_cloudfree_scenes",
             ),

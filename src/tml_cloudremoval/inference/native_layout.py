@@ -1,0 +1,152 @@
+"""Where a cleaned scene's rows go: one 10-band stack, or the TML (native) layout.
+
+``inference.output_layout``:
+
+- ``stack_10m``: one file, the 10 bands B2 B3 B4 B5 B6 B7 B8 B8A B11 B12 on the 10 m grid
+  (``<scene_id>_cloudfree.tif`` in the catalog's folder);
+- ``native``: the TML layout, two files per scene: ``<scene_id>_cloudfree.tif`` holds the 10 m
+  bands B2 B3 B4 B8 on the 10 m grid, and its sibling ``<scene_id>_cloudfree_20m.tif``
+  (:func:`native_20m_path`) the 20 m bands B5 B6 B7 B8A B11 B12 on the 20 m grid: the same
+  origin and CRS, pixel size x 2, ceil(H / 2) x ceil(W / 2) px, each pixel the mean of the valid
+  10 m pixels of its 2 x 2 block (nodata where none is valid). SAR is never written.
+
+:func:`scene_output` opens the writer(s) and gives the engine one row sink; each file is written
+atomically (``SceneWriter``); the run facts go into every file.
+Arrays are channels_last (H, W, C).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from tml_cloudremoval.bands import TML_BAND_NAMES, TML_BANDS
+from tml_cloudremoval.inference.writer import BackgroundRowWriter, Grid, SceneWriter
+from tml_cloudremoval.normalise import OPTICAL_CLIP_DN, OPTICAL_SCALE
+
+BANDS_10M: tuple[int, ...] = tuple(i for i, b in enumerate(TML_BANDS) if b.resolution_m == 10)
+"""Positions of B2 B3 B4 B8 in the model's 10 bands."""
+BANDS_20M: tuple[int, ...] = tuple(i for i, b in enumerate(TML_BANDS) if b.resolution_m == 20)
+"""Positions of B5 B6 B7 B8A B11 B12 in the model's 10 bands."""
+
+
+def native_20m_path(path: str | Path) -> Path:
+    """The 20 m file beside the 10 m one: ``x_cloudfree.tif`` -> ``x_cloudfree_20m.tif``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_20m{path.suffix}")
+
+
+def grid_20m(grid: Grid) -> SimpleNamespace:
+    """The 20 m grid of a 10 m grid: same origin and CRS, pixel size x 2, ceil(size / 2)."""
+    return SimpleNamespace(
+        height=-(-grid.height // 2),
+        width=-(-grid.width // 2),
+        crs=grid.crs,
+        transform=grid.transform @ Affine.scale(2),
+    )
+
+
+def mean_2x2(values: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """2 x 2 block means of the valid pixels: (n, w, C) -> (ceil(n/2), ceil(w/2), C), and the
+    blocks holding any valid pixel (None when ``valid`` is None). Edge blocks of an odd size
+    average the pixels they have."""
+    n, w, c = values.shape
+    pad = ((0, n % 2), (0, w % 2))
+    weight = np.ones((n, w), np.float32) if valid is None else valid.astype(np.float32)
+    weight = np.pad(weight, pad)  # padding carries no weight
+    data = np.pad(values, (*pad, (0, 0))) * weight[..., None]
+    sums = data.reshape(-(-n // 2), 2, -(-w // 2), 2, c).sum(axis=(1, 3))
+    counts = weight.reshape(-(-n // 2), 2, -(-w // 2), 2).sum(axis=(1, 3))
+    means = sums / np.maximum(counts, 1.0)[..., None]
+    return means.astype(np.float32), None if valid is None else counts > 0
+
+
+class _NativeSink:
+    """Row sink splitting the 10 bands into the 10 m file and 2 x 2 means into the 20 m file;
+    an odd row is held until its pair arrives (or the scene ends)."""
+
+    def __init__(self, rows_10m: Any, rows_20m: Any, height: int) -> None:
+        self.rows_10m, self.rows_20m, self.height = rows_10m, rows_20m, height
+        self._held: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    def __call__(self, y0: int, values: np.ndarray, valid: np.ndarray | None) -> None:
+        self.rows_10m(y0, np.ascontiguousarray(values[..., BANDS_10M]), valid)
+        # the mean of the output DN (clipped as every output pixel), in model units
+        lo, hi = (v / OPTICAL_SCALE for v in OPTICAL_CLIP_DN)
+        values = np.clip(values[..., BANDS_20M], lo, hi)
+        if self._held is not None:
+            held, held_valid = self._held
+            if (held_valid is None) != (valid is None):  # one block without a nodata mask
+                held_valid = np.ones(held.shape[:2], bool) if held_valid is None else held_valid
+                valid = np.ones(values.shape[:2], bool) if valid is None else valid
+            values = np.concatenate([held, values])
+            valid = None if valid is None else np.concatenate([held_valid, valid])
+            y0 -= 1
+            self._held = None
+        n = values.shape[0]
+        if n % 2 and y0 + n < self.height:
+            self._held = (values[-1:], None if valid is None else valid[-1:])
+            values, valid = values[:-1], None if valid is None else valid[:-1]
+        if values.shape[0]:
+            self.rows_20m(y0 // 2, *mean_2x2(values, valid))
+
+
+@dataclass
+class SceneOutput:
+    """The open output file(s) of one scene: ``sink`` takes the engine's rows (model units)."""
+
+    writers: list[SceneWriter]
+    row_writers: list[BackgroundRowWriter]
+    sink: Any
+
+    def wait(self) -> None:
+        """Block until every row handed over is written (before timing the run)."""
+        for rows in self.row_writers:
+            rows.wait()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [w.path for w in self.writers]
+
+    def update_tags(self, **tags: str) -> None:
+        """Metadata tags (the run facts) of every file."""
+        for writer in self.writers:
+            writer.update_tags(**tags)
+
+
+@contextmanager
+def scene_output(
+    path: str | Path, grid: Grid, config: Any, nodata: float | None
+) -> Iterator[SceneOutput]:
+    """Open the output file(s) of ``config.output_layout`` (module docstring) for ``grid``;
+    ``config``: an ``InferenceConfig`` (output_dtype, compress, output_format). On a clean exit
+    the rows handed to the sink are written and every file renamed into place."""
+    options = {
+        "dtype": config.output_dtype,
+        "nodata": nodata,
+        "compress": config.compress,
+        "output_format": config.output_format,
+    }
+    with ExitStack() as stack:
+        if config.output_layout == "stack_10m":
+            writer = stack.enter_context(SceneWriter(path, grid, **options))
+            sink = stack.enter_context(BackgroundRowWriter(writer, config.output_dtype, nodata))
+            yield SceneOutput([writer], [sink], sink)
+            return
+        names = [TML_BAND_NAMES[i] for i in BANDS_10M], [TML_BAND_NAMES[i] for i in BANDS_20M]
+        w10 = stack.enter_context(SceneWriter(path, grid, descriptions=names[0], **options))
+        w20 = stack.enter_context(
+            SceneWriter(native_20m_path(path), grid_20m(grid), descriptions=names[1], **options)
+        )
+        rows = [
+            stack.enter_context(BackgroundRowWriter(w, config.output_dtype, nodata))
+            for w in (w10, w20)
+        ]
+        yield SceneOutput([w10, w20], rows, _NativeSink(rows[0], rows[1], grid.height))
