@@ -19,7 +19,7 @@ def plan_inference(params: dict[str, Any]) -> dict[str, Any]:
     faulty file. Returns the plan (persisted as JSON)."""
     config = inference_config(params)
     scenes = inputs.scenes_of(config)
-    plan = inputs.scene_plan(scenes, inputs.check_scenes(scenes))
+    plan = inputs.scene_plan(scenes, inputs.check_scenes(scenes, config))
     logger.info("Inference plan: %d scene(s) checked", len(scenes))
     return plan
 
@@ -31,7 +31,7 @@ def predict_cloudfree_scenes(
     ``cloudfree_scenes`` dataset predicts each one as it saves it."""
     config = inference_config(params)
     scenes = inputs.scenes_from_plan(plan)
-    pairs = inputs.check_scenes(scenes)
+    pairs = inputs.check_scenes(scenes, config)
     return {
         s.scene_id: CloudFreeScene(model, p, config) for s, p in zip(scenes, pairs, strict=True)
     }
