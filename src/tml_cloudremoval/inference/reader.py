@@ -320,8 +320,9 @@ class OpticalReader:
 
         Returns (optical (height, width, 10) float32 model units, valid (height, width) bool or
         None when the scene declares no nodata). The scene's radiometry (DN offset,
-        quantification) is applied first, so the model sees DN = reflectance x 10000. Parts beyond the scene edge are filled by edge
-        replication; nodata pixels (nodata value, NaN, inf) are fed to the model as 0.
+        quantification) is applied first, so the model sees DN = reflectance x 10000. Parts
+        beyond the scene edge are filled by edge replication; nodata pixels (nodata value, NaN,
+        inf) are fed to the model as 0.
         """
         info = self.info
         h_in = max(0, min(height, info.height - y0))

@@ -134,7 +134,7 @@ def write_safe(
         factor = band.resolution_m // OPTICAL_RESOLUTION_M
         data = block_mean(np.asarray(bands[band.name]), factor)
         data = np.where(data > 0, np.minimum(data.astype(np.int64) + shift, 65535), 0)
-        grid = transform * Affine.scale(factor)
+        grid = transform @ Affine.scale(factor)
         _write_jp2(
             root / _band_member(level, band.name, band.resolution_m),
             data.astype(np.uint16),
@@ -174,7 +174,7 @@ def write_tml_layout(
             folder / f"{stem}.tif",
             stack,
             crs=crs,
-            transform=transform * Affine.scale(factor),
+            transform=transform @ Affine.scale(factor),
             nodata=0,
             descriptions=names,
         )

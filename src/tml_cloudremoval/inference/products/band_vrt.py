@@ -147,18 +147,39 @@ def _source_vrt(grid: BandGrid, offset: float, ratio: float) -> str:
     )
 
 
+def _source_xml(element: str, source: str, grid: BandGrid, ref: BandGrid, extra: str) -> str:
+    return (
+        f"    <{element}>\n"
+        f"      <SourceFilename>{escape(source)}</SourceFilename>\n"
+        "      <SourceBand>1</SourceBand>\n"
+        f'      <SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>\n'
+        f'      <DstRect xOff="0" yOff="0" xSize="{ref.width}" ySize="{ref.height}"/>\n'
+        f"{extra}"
+        f"    </{element.split(maxsplit=1)[0]}>\n"
+    )
+
+
 def _band_xml(position: int, grid: BandGrid, ref: BandGrid, offset: float, ratio: float) -> str:
-    resampling = "" if grid.width == ref.width else f' resampling="{RESAMPLING_20M}"'
+    """One band of the stack. A 20 m band is drawn twice: nearest first, then the resampled
+    band over it wherever that has a value: GDAL gives nodata wherever a kernel tap is nodata
+    (lanczos: about 4 px along a swath edge), and there the nearest 20 m value stands in."""
+    source = _source_vrt(grid, offset, ratio)
+    if grid.width == ref.width:
+        sources = _source_xml("SimpleSource", source, grid, ref, "")
+    else:
+        sources = _source_xml('SimpleSource resampling="nearest"', source, grid, ref, "")
+        sources += _source_xml(
+            f'ComplexSource resampling="{RESAMPLING_20M}"',
+            source,
+            grid,
+            ref,
+            "      <NODATA>nan</NODATA>\n",
+        )
     return (
         f'  <VRTRasterBand dataType="Float32" band="{position}">\n'
         f"    <Description>{escape(grid.band.name)}</Description>\n"
         "    <NoDataValue>nan</NoDataValue>\n"
-        f"    <SimpleSource{resampling}>\n"
-        f"      <SourceFilename>{escape(_source_vrt(grid, offset, ratio))}</SourceFilename>\n"
-        "      <SourceBand>1</SourceBand>\n"
-        f'      <SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>\n'
-        f'      <DstRect xOff="0" yOff="0" xSize="{ref.width}" ySize="{ref.height}"/>\n'
-        f"    </SimpleSource>\n"
+        f"{sources}"
         "  </VRTRasterBand>\n"
     )
 
