@@ -102,3 +102,17 @@ def test_other_folders_and_files_are_refused(products, tmp_path):
 def test_is_safe(products, tmp_path):
     assert is_safe(products.safe_0209) and is_safe(products.zip_0400)
     assert not is_safe(products.tml) and not is_safe(tmp_path / "nothing")
+
+
+def test_a_product_whose_size_is_no_multiple_of_6_reads_whole(tmp_path, ground):
+    """Real tiles are 10980 px (a multiple of 6); a cut-out need not be: its last 20 m / 60 m
+    row reaches past the 10 m grid, as in a real product."""
+    from tml_cloudremoval.data.synthetic.s2_products import write_safe
+
+    bands = {name: band[:50, :47] for name, band in ground.bands.items()}
+    path = write_safe(tmp_path, bands, ground.crs, ground.transform, baseline="04.00")
+    info, optical, valid = _read(path)
+    assert (info.height, info.width) == (50, 47)
+    np.testing.assert_array_equal(valid, bands["B2"] > 0)
+    np.testing.assert_allclose(optical[..., 0], np.where(valid, bands["B2"], 0) / 2000.0)
+    assert np.isfinite(optical).all() and (optical[valid][:, 3] > 0).all()

@@ -16,6 +16,7 @@ zipped (``<name>.zip`` holding ``<name>.SAFE/...``).
 from __future__ import annotations
 
 import os
+import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from tml_cloudremoval.atomic import atomic_file
-from tml_cloudremoval.bands import OPTICAL_RESOLUTION_M, S2_BANDS, TML_BANDS
+from tml_cloudremoval.bands import OPTICAL_RESOLUTION_M, S2_BANDS, TML_BAND_NAMES, TML_BANDS
 from tml_cloudremoval.inference.products.tml_layout import RESOLUTION_FILES, band_file_stem
 from tml_cloudremoval.raster import write_geotiff_atomic
 
@@ -41,12 +42,15 @@ _TILE = "T32TMT"
 
 
 def block_mean(band: np.ndarray, factor: int) -> np.ndarray:
-    """(H, W) DN at 10 m -> (H / factor, W / factor) uint16: the mean of each block's valid
-    (non-zero) pixels, 0 where a block has none. H and W must be multiples of ``factor``."""
+    """(H, W) DN at 10 m -> (ceil(H / factor), ceil(W / factor)) uint16: the mean of each
+    block's valid (non-zero) pixels, 0 where a block has none (blocks past the edge hold only
+    what lies inside, as a real product's last 20 m / 60 m row)."""
     if factor == 1:
         return band.astype(np.uint16)
     h, w = band.shape
-    blocks = band.reshape(h // factor, factor, w // factor, factor).astype(np.float64)
+    pad = ((0, -h % factor), (0, -w % factor))
+    padded = np.pad(band.astype(np.float64), pad)
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
     count = (blocks > 0).sum(axis=(1, 3))
     total = blocks.sum(axis=(1, 3))
     mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
@@ -123,8 +127,9 @@ def write_safe(
     level: str = "L1C",
     zipped: bool = False,
 ) -> Path:
-    """Write ``bands`` ({name: (H, W) DN at 10 m}, H and W multiples of 6) as a product in
-    ``folder``; returns the ``.SAFE`` folder (or the ``.zip``). See the module docstring."""
+    """Write ``bands`` ({name: (H, W) DN at 10 m}) as a product in
+    ``folder``; returns the ``.SAFE`` folder (or the ``.zip``, the folder then removed). See
+    the module docstring."""
     name = safe_name(level, baseline)
     root = Path(folder) / f"{name}.SAFE"
     shift = -PRODUCT_OFFSET if baseline >= OFFSET_BASELINE else 0
@@ -147,8 +152,11 @@ def write_safe(
     target = Path(folder) / f"{name}.zip"
     with atomic_file(target, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for path in sorted(root.rglob("*")):
-            if path.is_file():
-                archive.write(path, f"{name}.SAFE/{path.relative_to(root).as_posix()}")
+            if path.is_file():  # a fixed time stamp: same bands -> the same zip bytes
+                member = zipfile.ZipInfo(f"{name}.SAFE/{path.relative_to(root).as_posix()}")
+                member.date_time = (2024, 6, 1, 0, 0, 0)
+                archive.writestr(member, path.read_bytes())
+    shutil.rmtree(root)
     return target
 
 
@@ -181,4 +189,54 @@ def write_tml_layout(
     return folder
 
 
-__all__ = ["block_mean", "safe_name", "write_safe", "write_tml_layout"]
+SCENE_PRODUCTS: dict[str, str] = {
+    "safe": f"{safe_name('L1C', '02.09')}.SAFE",
+    "safe_zip": f"{safe_name('L1C', OFFSET_BASELINE)}.zip",
+    "tml_layout": "tml_layout",
+}
+"""The products the sample TML scene is also written as (relative to its root): an L1C .SAFE of
+baseline 02.09 (no offset), a zipped one of 04.00 (offset -1000), a TML-layout folder."""
+
+
+def scene_product_files() -> list[str]:
+    """Every file :func:`write_scene_products` writes, relative to the scene root (POSIX)."""
+    safe = SCENE_PRODUCTS["safe"]
+    bands = [_band_member("L1C", b.name, b.resolution_m) for b in S2_BANDS]
+    layout = [f"{SCENE_PRODUCTS['tml_layout']}/{stem}.tif" for stem in RESOLUTION_FILES]
+    return (
+        [f"{safe}/{m}" for m in bands]
+        + [f"{safe}/MTD_MSIL1C.xml"]
+        + [
+            SCENE_PRODUCTS["safe_zip"],
+            *layout,
+        ]
+    )
+
+
+def write_scene_products(
+    folder: str | os.PathLike, tml_dn: np.ndarray, crs: CRS, transform: Affine
+) -> None:
+    """The sample scene ((H, W, 10) DN of the TML bands) as the :data:`SCENE_PRODUCTS`.
+
+    B1, B9 and B10, which the scene lacks, are placeholders a .SAFE must hold but the reader
+    never uses: B1 = B2, B9 = 0.35 x B8A, B10 = B2 / 100 (cirrus-free), nodata where B2 is 0.
+    """
+    bands = {name: tml_dn[..., i] for i, name in enumerate(TML_BAND_NAMES)}
+    nodata = bands["B2"] == 0
+    bands["B1"] = bands["B2"]
+    bands["B9"] = np.where(nodata, 0, np.maximum(bands["B8A"] * 0.35, 1)).astype(np.uint16)
+    bands["B10"] = np.where(nodata, 0, np.maximum(bands["B2"] // 100, 1)).astype(np.uint16)
+    write_safe(folder, bands, crs, transform, baseline="02.09")
+    write_safe(folder, bands, crs, transform, baseline=OFFSET_BASELINE, zipped=True)
+    write_tml_layout(Path(folder) / SCENE_PRODUCTS["tml_layout"], bands, crs, transform)
+
+
+__all__ = [
+    "SCENE_PRODUCTS",
+    "block_mean",
+    "safe_name",
+    "scene_product_files",
+    "write_safe",
+    "write_scene_products",
+    "write_tml_layout",
+]

@@ -95,12 +95,14 @@ def _grid_fault(grid: BandGrid, ref: BandGrid) -> str | None:
     factor = round(grid.transform.a / ref.transform.a, 6)
     if factor not in (1.0, 2.0):
         return f"pixel size {grid.transform.a:g} is not 1 or 2 x {ref.transform.a:g}"
-    shape = (grid.height * factor, grid.width * factor)
+    f = int(factor)
+    shape = (grid.height, grid.width)
+    covers = shape == (-(-ref.height // f), -(-ref.width // f))  # a last row may reach past
     same_origin = (
         abs(grid.transform.c - ref.transform.c) < 1e-6 * abs(ref.transform.a) + 1e-9
         and abs(grid.transform.f - ref.transform.f) < 1e-6 * abs(ref.transform.a) + 1e-9
     )
-    if not same_origin or shape != (ref.height, ref.width) or grid.transform.b or grid.transform.d:
+    if not same_origin or not covers or grid.transform.b or grid.transform.d:
         return (
             f"grid {grid.height} x {grid.width} px at origin ({grid.transform.c:g}, "
             f"{grid.transform.f:g}) does not cover {ref.band.name}'s {ref.height} x {ref.width} "
@@ -148,12 +150,14 @@ def _source_vrt(grid: BandGrid, offset: float, ratio: float) -> str:
 
 
 def _source_xml(element: str, source: str, grid: BandGrid, ref: BandGrid, extra: str) -> str:
+    factor = round(grid.transform.a / ref.transform.a)
     return (
         f"    <{element}>\n"
         f"      <SourceFilename>{escape(source)}</SourceFilename>\n"
         "      <SourceBand>1</SourceBand>\n"
         f'      <SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>\n'
-        f'      <DstRect xOff="0" yOff="0" xSize="{ref.width}" ySize="{ref.height}"/>\n'
+        f'      <DstRect xOff="0" yOff="0" xSize="{grid.width * factor}" '
+        f'ySize="{grid.height * factor}"/>\n'
         f"{extra}"
         f"    </{element.split(maxsplit=1)[0]}>\n"
     )
@@ -164,7 +168,7 @@ def _band_xml(position: int, grid: BandGrid, ref: BandGrid, offset: float, ratio
     band over it wherever that has a value: GDAL gives nodata wherever a kernel tap is nodata
     (lanczos: about 4 px along a swath edge), and there the nearest 20 m value stands in."""
     source = _source_vrt(grid, offset, ratio)
-    if grid.width == ref.width:
+    if round(grid.transform.a / ref.transform.a) == 1:
         sources = _source_xml("SimpleSource", source, grid, ref, "")
     else:
         sources = _source_xml('SimpleSource resampling="nearest"', source, grid, ref, "")
