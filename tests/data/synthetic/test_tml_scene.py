@@ -11,12 +11,12 @@ import rasterio
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, TML_BAND_NAMES
 from tml_cloudremoval.config import ConfigError
+from tml_cloudremoval.data.synthetic.s2_products import SCENE_PRODUCTS, scene_product_files
 from tml_cloudremoval.data.synthetic.sample_folder import (
     MANIFEST_NAME,
     is_complete,
     write_sample_folder,
 )
-from tml_cloudremoval.data.synthetic.s2_products import SCENE_PRODUCTS, scene_product_files
 from tml_cloudremoval.data.synthetic.tml_scene import TML_SCENE_KIND, tml_scene
 from tml_cloudremoval.inference.reader import inspect_optical, open_optical
 

@@ -164,14 +164,15 @@ def _source_xml(element: str, source: str, grid: BandGrid, ref: BandGrid, extra:
 
 
 def _band_xml(position: int, grid: BandGrid, ref: BandGrid, offset: float, ratio: float) -> str:
-    """One band of the stack. A 20 m band is drawn twice: nearest first, then the resampled
-    band over it wherever that has a value: GDAL gives nodata wherever a kernel tap is nodata
-    (lanczos: about 4 px along a swath edge), and there the nearest 20 m value stands in."""
+    """One band of the stack. A 20 m band is drawn twice: the 20 m value itself first (GDAL's
+    "average" upsampling by 2, which equals nearest and is 100 x faster than its "nearest" on a
+    VRT source), then the resampled band over it wherever that has a value: GDAL gives nodata
+    wherever a kernel tap is nodata (lanczos: about 4 px along a swath edge)."""
     source = _source_vrt(grid, offset, ratio)
     if round(grid.transform.a / ref.transform.a) == 1:
-        sources = _source_xml("SimpleSource", source, grid, ref, "")
+        sources = _source_xml("ComplexSource", source, grid, ref, "")
     else:
-        sources = _source_xml('SimpleSource resampling="nearest"', source, grid, ref, "")
+        sources = _source_xml('ComplexSource resampling="average"', source, grid, ref, "")
         sources += _source_xml(
             f'ComplexSource resampling="{RESAMPLING_20M}"',
             source,
