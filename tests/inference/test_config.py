@@ -32,6 +32,9 @@ def yaml_params() -> dict:
         ({"overlap": 18}, r"inference\.overlap: must be a multiple of 4"),
         ({"overlap": 64, "tile_size": 64}, r"inference\.overlap: must be smaller than tile_size"),
         ({"progress": "yes"}, r"inference\.progress: expected bool"),
+        ({"dn_offset": "bogus"}, r"inference\.dn_offset: expected 'auto' or int"),
+        ({"dn_offset": 20000}, r"inference\.dn_offset: must be auto or in \[-10000, 10000\]"),
+        ({"allow_l2a": "yes"}, r"inference\.allow_l2a: expected bool"),
     ],
 )
 def test_bad_parameters_name_the_key(changes, message):
@@ -43,3 +46,8 @@ def test_all_faults_at_once():
     with pytest.raises(ConfigError) as info:
         inference_config({"tilesize": 64, "batch_size": 0})
     assert "inference.tilesize" in str(info.value) and "inference.batch_size" in str(info.value)
+
+
+def test_dn_offset_takes_auto_or_an_int():
+    assert inference_config({**yaml_params(), "dn_offset": -1000}).dn_offset == -1000
+    assert inference_config(yaml_params()).dn_offset == "auto"

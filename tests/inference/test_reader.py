@@ -77,3 +77,29 @@ def test_read_tile_matches_normalise_optical_and_pads(scene, h):
     np.testing.assert_array_equal(valid[:12, :8], expected_valid[80:, 100:])
     np.testing.assert_array_equal(optical[12:, :8], np.repeat(expected[-1:, 100:], 4, axis=0))
     assert optical.shape == (16, 12, 10) and optical.dtype == np.float32
+
+
+def test_a_stack_states_its_radiometry_by_tag_or_band_scale(scene, h, tmp_path):
+    """RADIO_ADD_OFFSET tag, or GDAL band scale/offset (reflectance = DN x 1e-4 - 0.1), give
+    dn_offset -1000 under auto; without either, auto is 0; an int applies to a bare file."""
+    import rasterio
+
+    plain = inspect_optical(scene["s2"])
+    assert plain.radiometry.offsets == (0.0,) * 10 and "auto" in plain.radiometry.reason
+    with open_optical(plain) as reader:
+        expected, valid = reader.read_tile(0, 0, h.H, h.W)
+    shifted = np.where(h.make_optical() > 0, h.make_optical() + 1000, 0).astype(np.uint16)
+    tagged = h.write_tif(tmp_path / "tagged.tif", shifted, nodata=0)
+    with rasterio.open(tagged, "r+") as ds:
+        ds.update_tags(RADIO_ADD_OFFSET="-1000")
+    scaled = h.write_tif(tmp_path / "scaled.tif", shifted, nodata=0)
+    with rasterio.open(scaled, "r+") as ds:
+        ds.scales, ds.offsets = (1e-4,) * 10, (-0.1,) * 10
+    bare = h.write_tif(tmp_path / "bare.tif", shifted, nodata=0)
+    for path, dn_offset in ((tagged, "auto"), (scaled, "auto"), (bare, -1000)):
+        info = inspect_optical(path, dn_offset=dn_offset)
+        np.testing.assert_allclose(info.radiometry.offsets, -1000.0)
+        with open_optical(info) as reader:
+            got, got_valid = reader.read_tile(0, 0, h.H, h.W)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        np.testing.assert_array_equal(got_valid, valid)

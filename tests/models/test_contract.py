@@ -188,7 +188,7 @@ def test_the_inference_node_refuses_a_contradiction_before_reading_any_scene():
     contract = ModelContract(sar=SarNormalisation(method="linear_power"))
     trained = TrainedModel(None, contract, Path("data/06_models/dsen2cr.keras/V"))
     with pytest.raises(ContractError) as err:  # the plan is never looked at: {} would fail later
-        predict_cloudfree_scenes(trained, {}, {"sar_method": "mean"})
+        predict_cloudfree_scenes(trained, {}, {}, {"sar_method": "mean"})
     assert str(err.value).startswith(
         "inference.sar_method 'mean' contradicts the model's contract 'linear_power' "
         "(data/06_models/dsen2cr.keras/V/contract.json)"

@@ -118,6 +118,7 @@ class TmlSceneSampleConfig:
     s1_looks: float = field(default=4.4, metadata=_POSITIVE)
     nodata_edge: bool = True
     write_clear: bool = True
+    write_products: bool = True  # issue 11: also as .SAFE (02.09, 04.00 zip) and TML layout
     overwrite: bool = False
 
     def check(self) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from tml_cloudremoval.data.discovery import discover_triplets
+from tml_cloudremoval.data.synthetic.s2_products import SCENE_PRODUCTS
 from tml_cloudremoval.data.synthetic.sample_folder import (
     MANIFEST_NAME,
     SampleProduct,
@@ -83,11 +84,14 @@ class Sen12mscrSampleDataset(SampleFolderDataset):
 
 class TmlSceneSampleDataset(SampleFolderDataset):
     """The sample TML scene; ``load()`` -> ``{"s2_cloudy": Path, "s1": Path}`` plus
-    ``"s2_clear"`` where the scene has its cloud-free reference."""
+    ``"s2_clear"`` where the scene has its cloud-free reference, and ``"safe"`` (.SAFE folder,
+    baseline 02.09), ``"safe_zip"`` (zipped .SAFE, 04.00) and ``"tml_layout"`` (folder) where
+    it was also written as those products."""
 
     kind = TML_SCENE_KIND
 
     def load(self) -> dict[str, Path]:
         self._check_complete()
-        paths = {name: self._path / filename for name, filename in TML_SCENE_FILES.items()}
-        return {name: path for name, path in paths.items() if path.is_file()}
+        files = {**TML_SCENE_FILES, **SCENE_PRODUCTS}
+        paths = {name: self._path / filename for name, filename in files.items()}
+        return {name: path for name, path in paths.items() if path.exists()}

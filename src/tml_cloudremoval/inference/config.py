@@ -31,7 +31,10 @@ class InferenceConfig:
     """Which scenes to clean, and how (tile sizes in px at 10 m).
 
     One scene (``s2_path`` + ``s1_path``) unless ``scenes_dir`` is set: then every
-    ``<id><optical_suffix>.tif`` there with its ``<id><sar_suffix>.tif``.
+    ``<id><optical_suffix>.tif`` there with its ``<id><sar_suffix>.tif``. ``s2_path`` may be a
+    GeoTIFF stack, a ``.SAFE`` folder or zip, or a TML-layout folder. ``dn_offset``: ``"auto"``
+    (from the product metadata, else 0) or the offset as metadata states it (-1000: reflectance
+    x 10000 = DN - 1000); ``allow_l2a``: run an L2A product (the model was trained on L1C).
     """
 
     s2_path: str = "data/01_raw/tml_scene/s2_cloudy.tif"
@@ -57,6 +60,9 @@ class InferenceConfig:
     mask_path: str | None = None
     fill: FillMode = "all"
     feather_px: int = field(default=8, metadata=bounds(0, 256))
+    # --- inputs users have (issue 11, item 2): radiometry and product level ---
+    dn_offset: Literal["auto"] | int = "auto"
+    allow_l2a: bool = False
 
     def check(self) -> list[str]:
         """Cross-field faults ("key: message")."""
@@ -65,6 +71,8 @@ class InferenceConfig:
             faults.append(
                 f"overlap: must be smaller than tile_size {self.tile_size}, got {self.overlap}"
             )
+        if self.dn_offset != "auto" and not -10000 <= self.dn_offset <= 10000:
+            faults.append(f"dn_offset: must be auto or in [-10000, 10000], got {self.dn_offset}")
         if not self.optical_suffix:
             faults.append("optical_suffix: must not be empty")
         return faults

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,8 @@ from tml_cloudremoval.atomic import same_file
 from tml_cloudremoval.errors import SceneError
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.reader import ScenePair, inspect_scene
+
+logger = logging.getLogger(__name__)
 
 TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
 _SEPARATORS = "_-. "
@@ -96,12 +99,17 @@ def scenes_of(config: InferenceConfig) -> list[SceneSource]:
     return [SceneSource(scene_id(s2, config.optical_suffix), s2, s1)]
 
 
-def check_scenes(scenes: Sequence[SceneSource]) -> list[ScenePair]:
+def check_scenes(
+    scenes: Sequence[SceneSource], config: InferenceConfig | None = None
+) -> list[ScenePair]:
     """Check every scene (headers only); raise one ``SceneError`` listing every fault.
 
-    Faults: unreadable, truncated or missing files, wrong band counts, SAR that does not overlap
-    its scene, two scenes with the same id (they would write the same products).
+    Faults: unreadable, truncated or missing files, wrong band counts, a missing band or bands on
+    inconsistent grids in a product, an L2A product (unless ``config.allow_l2a``), a
+    ``config.dn_offset`` contradicting the metadata, SAR that does not overlap its scene, two
+    scenes with the same id (they would write the same products). Logs each scene's radiometry.
     """
+    config = config or InferenceConfig()
     problems: list[str] = []
     pairs: list[ScenePair] = []
     seen: dict[str, Path] = {}
@@ -112,9 +120,17 @@ def check_scenes(scenes: Sequence[SceneSource]) -> list[ScenePair]:
                 f"{seen[source.scene_id]}"
             )
         seen.setdefault(source.scene_id, source.s2_path)
-        pair, faults = inspect_scene(source.s2_path, source.s1_path)
+        pair, faults = inspect_scene(
+            source.s2_path, source.s1_path, config.dn_offset, config.allow_l2a
+        )
         problems.extend(faults)
         if pair is not None:
+            logger.info(
+                "%s (%s): %s",
+                source.scene_id,
+                pair.optical.band_source,
+                pair.optical.radiometry.reason,
+            )
             pairs.append(pair)
     if problems:
         raise SceneError(
@@ -186,6 +202,7 @@ def scene_plan(scenes: Sequence[SceneSource], pairs: Sequence[ScenePair]) -> dic
                 "bands_from": info.band_source,
                 "crs": None if info.crs is None else info.crs.to_string(),
                 "nodata": _json_number(info.nodata),
+                "radiometry": info.radiometry.as_json(),
             }
         )
     return {"scenes": entries}

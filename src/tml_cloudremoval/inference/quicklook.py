@@ -51,7 +51,7 @@ def read_rgb(path: str | os.PathLike, max_size: int = 1024) -> tuple[np.ndarray,
     shape = (3, math.ceil(info.height / factor), math.ceil(info.width / factor))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(info.path) as ds:
+        with rasterio.open(info.path if info.source is None else info.source) as ds:
             # nearest keeps nodata pixels distinct; average would blend them into their neighbours
             data = ds.read(indexes=rgb, out_shape=shape, resampling=Resampling.nearest)
     data = np.moveaxis(data, 0, -1)

@@ -40,9 +40,23 @@ from tml_cloudremoval.bands import (
     tml_band_indices,
 )
 from tml_cloudremoval.errors import SceneError
+from tml_cloudremoval.inference.products.safe import ProductBands, is_safe, read_safe
+from tml_cloudremoval.inference.products.tml_layout import (
+    is_tml_layout,
+    read_tml_layout,
+    tiff_metadata,
+)
+from tml_cloudremoval.inference.radiometry import (
+    TRAINING_QUANTIFICATION,
+    Radiometry,
+    resolve_radiometry,
+)
 from tml_cloudremoval.normalise import OPTICAL_CLIP_DN, OPTICAL_SCALE, normalise_sar
 from tml_cloudremoval.raster import RasterError, RasterHeader, read_header
 from tml_cloudremoval.sar import fill_nan_with_channel_mean, grid_40m, sar_to_40m, warp_sar_to_grid
+
+IDENTITY = Radiometry((0.0,) * len(TML_BAND_NAMES), TRAINING_QUANTIFICATION, "no offset")
+"""DN = reflectance x 10000 already (the training data)."""
 
 _BAND_NAME = re.compile(r"^\s*B0*(\d{1,2}A?)\b", re.IGNORECASE)
 
@@ -52,12 +66,22 @@ class OpticalInfo:
     """Header facts of an optical scene and where its TML bands are.
 
     ``band_indexes``: 0-based positions of B2 B3 B4 B5 B6 B7 B8 B8A B11 B12 in the file;
-    ``band_source``: "descriptions" or "count" (how they were found).
+    ``band_source``: "descriptions" or "count" (how they were found in a stack), or the product
+    kind ("safe L1C", "tml_layout"); ``radiometry``: the DN offset and quantification applied.
     """
 
     header: RasterHeader
     band_indexes: tuple[int, ...]
     band_source: str
+    radiometry: Radiometry = IDENTITY
+    source: str | None = None
+    """What GDAL opens: the VRT text of a product's bands (radiometry applied in it, float32,
+    NaN nodata); None: ``header.path`` itself (the reader applies the radiometry)."""
+
+    @property
+    def read_radiometry(self) -> Radiometry:
+        """What the reader still applies to the pixels it reads."""
+        return self.radiometry if self.source is None else IDENTITY
 
     @property
     def path(self) -> Path:
@@ -136,11 +160,54 @@ def optical_bands(header: RasterHeader) -> tuple[tuple[int, ...], str]:
     )
 
 
-def inspect_optical(path: str | os.PathLike) -> OpticalInfo:
-    """Header and TML band positions of an optical scene (reads no pixels)."""
+def _stack_metadata(header: RasterHeader, indexes: Sequence[int]) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(header.path) as ds:
+            return tiff_metadata(ds, [i + 1 for i in indexes], str(header.path))
+
+
+def _product_info(path: Path, product: ProductBands, dn_offset: str | int) -> OpticalInfo:
+    radiometry = resolve_radiometry(product.metadata, dn_offset, path)
+    stack = product.stack(radiometry.offsets, radiometry.quantification)
+    header = RasterHeader(
+        path=path,
+        count=len(TML_BAND_NAMES),
+        dtype="uint16",
+        width=stack.width,
+        height=stack.height,
+        crs=stack.crs,
+        transform=stack.transform,
+        nodata=0.0,
+        descriptions=TML_BAND_NAMES,
+    )
+    indexes = tuple(range(len(TML_BAND_NAMES)))
+    return OpticalInfo(header, indexes, product.kind, radiometry, stack.vrt)
+
+
+def inspect_optical(
+    path: str | os.PathLike, dn_offset: str | int = "auto", allow_l2a: bool = False
+) -> OpticalInfo:
+    """Header, TML band positions and radiometry of an optical input (reads no pixels).
+
+    ``path``: a GeoTIFF stack (10 TML bands or 13 L1C bands), a Sentinel-2 ``.SAFE`` folder or
+    ``.zip`` (``products.safe``) or a TML-layout folder (``products.tml_layout``).
+    ``dn_offset``/``allow_l2a``: ``inference.dn_offset``/``inference.allow_l2a``.
+    """
+    path = Path(path)
+    if is_safe(path):
+        return _product_info(path, read_safe(path, allow_l2a), dn_offset)
+    if is_tml_layout(path):
+        return _product_info(path, read_tml_layout(path), dn_offset)
+    if path.is_dir():
+        raise SceneError(
+            f"{path}: a folder that is neither a Sentinel-2 .SAFE product (no MTD_MSIL1C.xml) "
+            "nor a TML layout (no B02.tif ... or s2_10m.tif)"
+        )
     header = read_header(path)
     indexes, source = optical_bands(header)
-    return OpticalInfo(header, indexes, source)
+    radiometry = resolve_radiometry(_stack_metadata(header, indexes), dn_offset, path)
+    return OpticalInfo(header, indexes, source, radiometry)
 
 
 def _bounds(height: int, width: int, transform: Affine) -> tuple[float, float, float, float]:
@@ -195,14 +262,17 @@ def _grid40_shape(optical: OpticalInfo) -> tuple[int, int]:
 
 
 def inspect_scene(
-    s2_path: str | os.PathLike, s1_path: str | os.PathLike | None
+    s2_path: str | os.PathLike,
+    s1_path: str | os.PathLike | None,
+    dn_offset: str | int = "auto",
+    allow_l2a: bool = False,
 ) -> tuple[ScenePair | None, list[str]]:
     """Check one scene (headers only): (the scene or None, every fault found, each naming its
     file). Optical and SAR are checked apart, so both faults are reported at once."""
     faults: list[str] = []
     optical = sar = None
     try:
-        optical = inspect_optical(s2_path)
+        optical = inspect_optical(s2_path, dn_offset, allow_l2a)
     except ValueError as exc:
         faults.append(str(exc))
     try:
@@ -249,8 +319,10 @@ class OpticalReader:
         """Read rows y0..y0+height, cols x0..x0+width of the TML bands.
 
         Returns (optical (height, width, 10) float32 model units, valid (height, width) bool or
-        None when the scene declares no nodata). Parts beyond the scene edge are filled by edge
-        replication; nodata pixels (nodata value, NaN, inf) are fed to the model as 0.
+        None when the scene declares no nodata). The scene's radiometry (DN offset,
+        quantification) is applied first, so the model sees DN = reflectance x 10000. Parts
+        beyond the scene edge are filled by edge replication; nodata pixels (nodata value, NaN,
+        inf) are fed to the model as 0.
         """
         info = self.info
         h_in = max(0, min(height, info.height - y0))
@@ -261,8 +333,8 @@ class OpticalReader:
             raise RasterError(info.path, f"pixel data unreadable or corrupt ({exc})") from exc
         data = np.moveaxis(data, 0, -1)
         bad = nodata_mask(data, info.nodata)
-        # normalise_optical, in place on one float32 array (this runs on every input pixel)
-        optical = data.astype(np.float32)
+        # radiometry, then normalise_optical in place on one float32 array (every input pixel)
+        optical = info.read_radiometry.to_model_dn(data)
         del data
         np.clip(optical, *OPTICAL_CLIP_DN, out=optical)
         optical /= np.float32(OPTICAL_SCALE)
@@ -281,9 +353,9 @@ def open_optical(info: OpticalInfo) -> Iterator[OpticalReader]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
-            ds = rasterio.open(info.path)
+            ds = rasterio.open(info.path if info.source is None else info.source)
         except (RasterioError, OSError) as exc:
-            raise RasterError(info.path, f"not a readable GeoTIFF ({exc})") from exc
+            raise RasterError(info.path, f"not a readable optical input ({exc})") from exc
     try:
         yield OpticalReader(ds, info)
     finally:

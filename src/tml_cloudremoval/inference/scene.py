@@ -202,7 +202,7 @@ def predict_scene(
     start = time.perf_counter()
     config = config or InferenceConfig()
     s1 = None if s1_path is None else Path(s1_path)
-    pair = check_scenes([SceneSource("scene", Path(s2_path), s1)])[0]
+    pair = check_scenes([SceneSource("scene", Path(s2_path), s1)], config)[0]
     refuse_targets({"cloud-free scene": output_path}, pair.sources)
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     with output_lock(output_path):  # as the product folder datasets do

@@ -11,12 +11,14 @@ import rasterio
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, TML_BAND_NAMES
 from tml_cloudremoval.config import ConfigError
+from tml_cloudremoval.data.synthetic.s2_products import SCENE_PRODUCTS, scene_product_files
 from tml_cloudremoval.data.synthetic.sample_folder import (
     MANIFEST_NAME,
     is_complete,
     write_sample_folder,
 )
 from tml_cloudremoval.data.synthetic.tml_scene import TML_SCENE_KIND, tml_scene
+from tml_cloudremoval.inference.reader import inspect_optical, open_optical
 
 TINY_SCENE = {
     "height": 96,
@@ -71,7 +73,8 @@ def test_tml_scene_files(tiny_scene: Path) -> None:
     assert np.isnan(s1[0]).all() and np.isnan(s1[:, :2]).all()
     assert np.isfinite(s1[1:, 2:]).all()
     manifest = json.loads((tiny_scene / MANIFEST_NAME).read_text())
-    assert sorted(manifest["files"]) == ["s1.tif", "s2_clear.tif", "s2_cloudy.tif"]
+    tifs = ["s1.tif", "s2_clear.tif", "s2_cloudy.tif"]
+    assert sorted(manifest["files"]) == sorted(tifs + scene_product_files())
     assert manifest["summary"]["s1_shape"] == [p1["height"], p1["width"]]
     assert is_complete(tiny_scene, TML_SCENE_KIND)
 
@@ -80,8 +83,8 @@ def test_tml_scene_skip_and_determinism(tiny_scene: Path, tmp_path: Path) -> Non
     assert write_sample_folder(tiny_scene, tml_scene(seed=7, **TINY_SCENE))["skipped"] is True
     other = tmp_path / "scene"
     write_sample_folder(other, tml_scene(seed=7, **TINY_SCENE))
-    for name in ("s2_cloudy.tif", "s1.tif", "s2_clear.tif"):
-        assert (tiny_scene / name).read_bytes() == (other / name).read_bytes()
+    for name in ("s2_cloudy.tif", "s1.tif", "s2_clear.tif", *scene_product_files()):
+        assert (tiny_scene / name).read_bytes() == (other / name).read_bytes(), name
     without = write_sample_folder(other, tml_scene(seed=7, **TINY_SCENE, write_clear=False))
     assert without["skipped"] is False and not (other / "s2_clear.tif").exists()
 
@@ -99,3 +102,22 @@ def test_tml_scene_skip_and_determinism(tiny_scene: Path, tmp_path: Path) -> Non
 def test_bad_settings_rejected_naming_the_key(change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         tml_scene(seed=1, **{**TINY_SCENE, **change})
+
+
+def test_tml_scene_products_read_as_its_cloudy_stack(tiny_scene: Path) -> None:
+    """The .SAFE (02.09), the zipped .SAFE (04.00, offset) and the TML layout of the sample
+    scene read identically, on its grid, with its 10 m bands exactly as in s2_cloudy.tif."""
+    stack = inspect_optical(tiny_scene / "s2_cloudy.tif")
+    with open_optical(stack) as reader:
+        expected, expected_valid = reader.read_tile(0, 0, stack.height, stack.width)
+    tiles = []
+    for name in SCENE_PRODUCTS.values():
+        info = inspect_optical(tiny_scene / name)
+        assert (info.crs, info.transform, info.height) == (stack.crs, stack.transform, 96)
+        with open_optical(info) as reader:
+            tiles.append(reader.read_tile(0, 0, info.height, info.width))
+    for optical, valid in tiles:
+        np.testing.assert_array_equal(optical, tiles[0][0])
+        np.testing.assert_array_equal(valid, expected_valid)
+    ten_m = [TML_BAND_NAMES.index(b) for b in ("B2", "B3", "B4", "B8")]
+    np.testing.assert_array_equal(tiles[0][0][..., ten_m], expected[..., ten_m])

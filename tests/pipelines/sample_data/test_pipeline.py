@@ -89,7 +89,8 @@ def test_pipeline_writes_both_parts_then_skips(tmp_path: Path) -> None:
     assert list(triplets.columns) == list(TRIPLET_COLUMNS) and len(triplets) == 6
     assert triplets["scene_id"].nunique() == 3
     scene = catalog.load("tml_scene_sample")
-    assert set(scene) == {"s2_cloudy", "s1", "s2_clear"}
+    assert set(scene) == {"s2_cloudy", "s1", "s2_clear", "safe", "safe_zip", "tml_layout"}
+    assert scene["safe"].is_dir() and scene["safe_zip"].suffix == ".zip"
     with rasterio.open(scene["s2_cloudy"]) as src:
         assert (src.count, src.height, src.width, src.dtypes[0]) == (10, 48, 40, "uint16")
         assert np.any(src.read() == 0)  # the nodata wedge

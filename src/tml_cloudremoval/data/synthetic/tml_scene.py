@@ -39,6 +39,7 @@ from tml_cloudremoval.data.synthetic.ground import (
     reflectance_to_dn,
     synthesize_ground,
 )
+from tml_cloudremoval.data.synthetic.s2_products import scene_product_files, write_scene_products
 from tml_cloudremoval.data.synthetic.sample_folder import SAMPLE_COMPRESSION, SeededSample
 from tml_cloudremoval.data.synthetic.sar import sar_backscatter_linear, speckle_db
 from tml_cloudremoval.raster import write_geotiff_atomic
@@ -81,7 +82,8 @@ class TmlSceneSample(SeededSample):
 
     def files(self) -> list[str]:
         names = ["s2_cloudy", "s1", *(["s2_clear"] if self.config.write_clear else [])]
-        return [TML_SCENE_FILES[name] for name in names]
+        products = scene_product_files() if self.config.write_products else []
+        return [TML_SCENE_FILES[name] for name in names] + products
 
     def _s1_cells(self) -> tuple[int, int]:
         """Rows and columns of the 40 m S1 grid: the S2 extent, its offset and a margin."""
@@ -121,6 +123,8 @@ class TmlSceneSample(SeededSample):
         if valid is not None:
             cloudy[~valid] = 0
         write_geotiff_atomic(folder / TML_SCENE_FILES["s2_cloudy"], cloudy, **s2_kwargs)
+        if cfg.write_products:  # the same cloudy scene as a .SAFE (02.09, 04.00) and TML layout
+            write_scene_products(folder, cloudy, s2_kwargs["crs"], s2_kwargs["transform"])
         return valid, layers
 
     def _write_sar(

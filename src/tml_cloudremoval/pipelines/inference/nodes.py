@@ -16,11 +16,11 @@ logger = logging.getLogger(__name__)
 
 def plan_inference(params: dict[str, Any]) -> dict[str, Any]:
     """Validate the parameters (before any file is read), find and check every scene of the run
-    (headers only). Raises ``ConfigError`` naming the key, or one ``ValueError`` listing every
+    (headers only). Raises ``ConfigError`` naming the key, or one ``SceneError`` listing every
     faulty file. Returns the plan (persisted as JSON)."""
     config = inference_config(params)
     scenes = inputs.scenes_of(config)
-    pairs = inputs.check_scenes(scenes)
+    pairs = inputs.check_scenes(scenes, config)
     masks.check_fill(pairs, config.fill, config.mask_path)  # outputs (issue 11, item 3)
     plan = inputs.scene_plan(scenes, pairs)
     logger.info("Inference plan: %d scene(s) checked", len(scenes))
@@ -36,7 +36,7 @@ def predict_cloudfree_scenes(
     (this run's: only scenes that have a mask source)."""
     config = settle_inference(inference_config(params), model.contract, model.contract_source)
     scenes = inputs.scenes_from_plan(plan)
-    pairs = inputs.check_scenes(scenes)
+    pairs = inputs.check_scenes(scenes, config)
     with_mask = [s for s, p in zip(scenes, pairs, strict=True) if _mask_source(p, config)]
     mask_files = inputs.products_of(with_mask, cloud_masks)
     return {
@@ -58,7 +58,7 @@ def make_cloud_masks(plan: dict[str, Any], params: dict[str, Any]) -> dict[str, 
     config = inference_config(params)
     scenes = inputs.scenes_from_plan(plan)
     products = {}
-    for scene, pair in zip(scenes, inputs.check_scenes(scenes), strict=True):
+    for scene, pair in zip(scenes, inputs.check_scenes(scenes, config), strict=True):
         if _mask_source(pair, config) is None:
             logger.info("%s: no cloud/shadow mask (no 13 bands, no mask_path)", scene.scene_id)
             continue
