@@ -13,6 +13,10 @@ Each scene size runs in its own subprocess (so peak RSS is that run's alone), wh
   compressed GeoTIFF written atomically): Mpx/s = N^2 / time of the whole call, first into a
   plain streamed GeoTIFF (``output_format: gtiff``, the figures of issue 6), then into a
   Cloud-Optimised GeoTIFF (``cog``, the default since issue 11: the stream plus the COG copy),
+- where asked (``--safe-sizes``, default the first size), cleans the same scene read from a
+  Sentinel-2 L1C ``.SAFE`` product (JP2 bands at 10/20/60 m, baseline 04.00 with the offset,
+  written from the stack: the 20 m bands are 2 x 2 means, resampled back onto 10 m by the reader)
+  into a plain GeoTIFF: the cost of the product reader (JP2 decoding, the VRT) beside the stack,
 - times the raw model again; raw = the mean of before and after, so both figures see the same
   machine load. Wall time and process CPU time are both reported: on a shared machine the CPU
   time ratio is the steadier one.
@@ -97,6 +101,27 @@ def make_scene(folder: Path, size: tuple[int, int], seed: int = 0) -> tuple[Path
     return s2, s1
 
 
+def make_safe(folder: Path, size: tuple[int, int]) -> Path:
+    """The scene's stack written again as an L1C ``.SAFE`` (baseline 04.00: DN + 1000)."""
+    import rasterio
+
+    from tml_cloudremoval.bands import TML_BAND_NAMES
+    from tml_cloudremoval.data.synthetic.s2_products import write_safe
+
+    s2, _ = scene_paths(folder, size)
+    with rasterio.open(s2) as src:
+        bands = {name: src.read(i) for i, name in enumerate(TML_BAND_NAMES, start=1)}
+        crs, transform = src.crs, src.transform
+    out = folder / f"safe_{size[0]}x{size[1]}"
+    out.mkdir(exist_ok=True)
+    return write_safe(out, bands, crs, transform, baseline="04.00")
+
+
+def safe_path(folder: Path, size: tuple[int, int]) -> Path | None:
+    found = sorted((folder / f"safe_{size[0]}x{size[1]}").glob("*.SAFE"))
+    return found[0] if found else None
+
+
 def build_model(args: argparse.Namespace):
     import keras
 
@@ -116,8 +141,11 @@ def child_scene(args: argparse.Namespace) -> dict:
     before = time_raw(model, args, warm_up=True)
     formats = ("gtiff", "cog") if args.cog else ("gtiff",)
     runs = {fmt: run_scene(model, args, s2, s1, size, fmt) for fmt in formats}
+    product = safe_path(folder, size)
+    if product is not None:
+        runs["safe"] = run_scene(model, args, product, s1, size, "gtiff")
     after = time_raw(model, args, warm_up=False)
-    plain, cog = runs["gtiff"], runs.get("cog")
+    plain, cog, safe = runs["gtiff"], runs.get("cog"), runs.get("safe")
     report = plain["report"]
     result = {
         "size": list(size),
@@ -138,9 +166,10 @@ def child_scene(args: argparse.Namespace) -> dict:
         "raw_before_after_mpx_per_s": [before["mpx_per_s"], after["mpx_per_s"]],
         "devices": before["devices"],
     }
-    if cog is not None:
-        keys = ("seconds", "cpu_seconds", "mpx_per_s", "mpx_per_cpu_s", "peak_rss_mb", "output_mb")
-        result.update({f"cog_{k}": cog[k] for k in keys})
+    keys = ("seconds", "cpu_seconds", "mpx_per_s", "mpx_per_cpu_s", "peak_rss_mb", "output_mb")
+    for name, run in (("cog", cog), ("safe", safe)):
+        if run is not None:
+            result.update({f"{name}_{k}": run[k] for k in keys})
     return result
 
 
@@ -150,7 +179,8 @@ def run_scene(model, args: argparse.Namespace, s2: Path, s1: Path, size, fmt: st
     from tml_cloudremoval.inference.config import InferenceConfig
     from tml_cloudremoval.inference.scene import predict_scene
 
-    out = Path(args.workdir) / f"out_{size[0]}x{size[1]}_{fmt}.tif"
+    kind = "safe" if Path(s2).suffix == ".SAFE" else fmt
+    out = Path(args.workdir) / f"out_{size[0]}x{size[1]}_{kind}.tif"
     config = InferenceConfig(
         tile_size=args.tile_size,
         batch_size=args.batch_size,
@@ -242,7 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         "--cog-sizes", nargs="*", default=None, help="sizes also written as COG (default: all)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="scenes of 1024 and 2048 px, COG at 1024 only"
+        "--safe-sizes",
+        nargs="*",
+        default=None,
+        help="sizes also read from a .SAFE (default: first)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="scenes of 1024 and 2048 px, COG and .SAFE at 1024"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -250,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         args.cog_sizes = ["1024"] if args.cog_sizes is None else args.cog_sizes
     if args.cog_sizes is None:
         args.cog_sizes = list(args.sizes)
+    if args.safe_sizes is None:
+        args.safe_sizes = list(args.sizes[:1])
 
     if args.child:
         print(json.dumps(child_scene(args)))
@@ -266,11 +304,14 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for size in map(parse_size, args.sizes):
             make_scene(Path(tmp), size)
+            if f"{size[0]}x{size[1]}" in map(_hw, args.safe_sizes):
+                make_safe(Path(tmp), size)
             results.append(run_child(args, "scene", size))
             print(json.dumps(results[-1]), flush=True)
 
     print_tiling_table(results, args)
     print_cog_table(results)
+    print_safe_table(results)
     return 0
 
 
@@ -333,6 +374,29 @@ def print_cog_table(results: list[dict]) -> None:
             f"| {r['cog_mpx_per_cpu_s'] / r['raw_mpx_per_cpu_s']:.3f} "
             f"| {r['output_mb']:.1f} | {r['cog_output_mb']:.1f} | {r['output_mb']:.1f} "
             f"| {r['peak_rss_mb']:.0f} | {r['cog_peak_rss_mb']:.0f} |"
+        )
+
+
+def print_safe_table(results: list[dict]) -> None:
+    """The same scene read from a Sentinel-2 L1C .SAFE (JP2, VRT) beside the GeoTIFF stack."""
+    print()
+    print(
+        "Input kind, same scene and process, plain GeoTIFF output: stack = the 10-band GeoTIFF; "
+        "safe = an L1C .SAFE (JP2 at 10/20/60 m, baseline 04.00 offset), read through the 10 m "
+        "VRT (20 m bands lanczos)"
+    )
+    print(
+        "| scene px | stack Mpx/s | safe Mpx/s | safe / stack time | safe tiled / raw "
+        "| same, CPU time | peak RSS stack | peak RSS after safe |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in (r for r in results if "safe_seconds" in r):
+        print(
+            f"| {size_label(r['size'])} | {r['mpx_per_s']:.4f} | {r['safe_mpx_per_s']:.4f} "
+            f"| {r['safe_seconds'] / r['seconds']:.3f} "
+            f"| {r['safe_mpx_per_s'] / r['raw_mpx_per_s']:.3f} "
+            f"| {r['safe_mpx_per_cpu_s'] / r['raw_mpx_per_cpu_s']:.3f} "
+            f"| {r['peak_rss_mb']:.0f} | {r['safe_peak_rss_mb']:.0f} |"
         )
 
 
