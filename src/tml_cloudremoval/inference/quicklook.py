@@ -39,19 +39,23 @@ def read_rgb(path: str | os.PathLike, max_size: int = 1024) -> tuple[np.ndarray,
     as for inference (band descriptions, else the band count: 10 TML or 13 L1C bands); a file
     whose descriptions name B4 B3 B2 alone (the 10 m file of the native layout) is read too.
     """
-    header = read_header(path)
-    names = band_names_from_descriptions(header.descriptions)
+    path = Path(path)
+    is_tiff = path.is_file() and path.suffix.lower() in (".tif", ".tiff")
+    header = read_header(path) if is_tiff else None  # else a product (.SAFE, zip, TML folder)
+    names = None if header is None else band_names_from_descriptions(header.descriptions)
+    source = None
     if names is not None and set(RGB_BAND_NAMES) <= set(names) and len(names) < 10:
         info: Any = header
         rgb = [names.index(b) + 1 for b in RGB_BAND_NAMES]
     else:
         info = inspect_optical(path)
+        source = info.source  # a product: its 10 m VRT
         rgb = [info.band_indexes[i] + 1 for i in band_indices(RGB_BAND_NAMES, TML_BAND_NAMES)]
     factor = max(1, math.ceil(max(info.height, info.width) / max_size))
     shape = (3, math.ceil(info.height / factor), math.ceil(info.width / factor))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(info.path if info.source is None else info.source) as ds:
+        with rasterio.open(info.path if source is None else source) as ds:
             # nearest keeps nodata pixels distinct; average would blend them into their neighbours
             data = ds.read(indexes=rgb, out_shape=shape, resampling=Resampling.nearest)
     data = np.moveaxis(data, 0, -1)

@@ -136,6 +136,11 @@ def _predict_pair(
     uses_sar = "sar" in [t.name for t in model.inputs]
     if uses_sar and pair.sar is None:
         raise SceneError(f"{info.path}: the model needs SAR but no SAR file was given")
+    if uses_sar and config.sar_method is None:
+        raise SceneError(
+            "inference.sar_method is null: settle it against the model's contract first "
+            "(models.contract.settle_inference), or give mean or linear_power"
+        )
     nodata = output_nodata(info.nodata, config.output_dtype, info.header.dtype)
     with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb):
         sar, coverage = load_sar_40m(pair, config.sar_method) if uses_sar else (None, 1.0)

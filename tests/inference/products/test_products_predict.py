@@ -16,7 +16,7 @@ from tml_cloudremoval.inference.scene import predict_scene
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.raster import write_geotiff_atomic
 
-CONFIG = InferenceConfig(tile_size=64, progress=False)
+CONFIG = InferenceConfig(tile_size=64, progress=False, sar_method="mean")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_a_stack_with_the_offset_and_dn_offset_predicts_as_one_without(
     shifted = np.where(dn > 0, dn + 1000, 0).astype(np.uint16)
     offset = write_geotiff_atomic(tmp_path / "offset.tif", shifted, **kwargs)
     expected, *_ = _predict(model, plain, sar, tmp_path / "p.tif")
-    config = InferenceConfig(tile_size=64, progress=False, dn_offset=-1000)
+    config = InferenceConfig(tile_size=64, progress=False, dn_offset=-1000, sar_method="mean")
     got, *_ = _predict(model, offset, sar, tmp_path / "o.tif", config)
     np.testing.assert_array_equal(got, expected)
     raw, *_ = _predict(model, offset, sar, tmp_path / "r.tif")  # auto: no metadata -> 0
