@@ -1,12 +1,13 @@
-"""data/config.py: the data and sample_data sections, defaults equal to the YAML, strict keys."""
+"""data/config.py: the data and sample_data sections, their choices and strict keys.
+
+(That the defaults equal the YAML is proven for every section in tests/test_config_defaults.py.)
+"""
 
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 
 import pytest
-from kedro.config import OmegaConfigLoader
 
 from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.data.checks import ON_BAD_FILE
@@ -19,21 +20,6 @@ from tml_cloudremoval.data.config import (
 from tml_cloudremoval.data.discovery import LAYOUTS
 from tml_cloudremoval.data.synthetic.spectra import SEASON_NAMES
 from tml_cloudremoval.sar import SAR_METHODS
-
-
-def _plain(value):
-    """Tuples as lists, recursively: how YAML spells a default."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-@pytest.fixture(scope="module")
-def parameters(project_root: Path) -> dict:
-    loader = OmegaConfigLoader(str(project_root / "conf"), base_env="base", default_run_env="base")
-    return loader["parameters"]
 
 
 def test_choices_are_the_modules_choices():
