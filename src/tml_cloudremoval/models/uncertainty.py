@@ -1,0 +1,58 @@
+"""The aleatoric uncertainty of DSen2-CR: names and units shared by training, evaluation and
+inference (``model.uncertainty: aleatoric``).
+
+An aleatoric model has the inputs of the plain one and two outputs, a dict of float32 tensors,
+channels_last:
+
+- ``"prediction"`` (B, H, W, 10): the cloud-free estimate in model units (DN / 2000), as the
+  plain model's only output;
+- ``"log_scale"`` (B, H, W, 10): per pixel and band, log b of a Laplace distribution
+  ``p(y) = exp(-|y - prediction| / b) / (2 b)`` of the true value, b in model units.
+
+Laplace rather than Gaussian because CARL is an L1 loss: the Laplace negative log-likelihood
+``|y - mu| / b + log b`` is CARL's |P - Y| term divided by the predicted scale, so at a constant
+scale it is CARL itself, and the prediction keeps CARL's median-seeking behaviour.
+The standard deviation of a Laplace distribution is ``sqrt(2) b``; in reflectance (DN / 10000)
+that is ``sqrt(2) exp(log_scale) * OPTICAL_SCALE / REFLECTANCE_SCALE``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+
+from tml_cloudremoval.normalise import OPTICAL_SCALE, REFLECTANCE_SCALE
+
+__all__ = [
+    "LOG_SCALE_OUTPUT",
+    "LOG_SCALE_RANGE",
+    "PREDICTION_OUTPUT",
+    "UNCERTAINTY_KINDS",
+    "Uncertainty",
+    "std_reflectance",
+]
+
+Uncertainty = Literal["none", "aleatoric"]
+"""``model.uncertainty``: ``none`` (one output, the default) or ``aleatoric`` (two outputs)."""
+
+UNCERTAINTY_KINDS: tuple[str, ...] = ("none", "aleatoric")
+
+PREDICTION_OUTPUT = "prediction"
+"""Output name of the cloud-free estimate of an aleatoric model (model units)."""
+
+LOG_SCALE_OUTPUT = "log_scale"
+"""Output name of the per-band Laplace log-scale log b of an aleatoric model (b in model units)."""
+
+LOG_SCALE_RANGE: tuple[float, float] = (-9.0, 2.0)
+"""Bounds of ``log_scale`` (the head maps onto this interval): b from 1.2e-4 to 7.4 model units,
+i.e. a standard deviation from 3.5e-5 to 2.1 in reflectance."""
+
+_STD_FACTOR = math.sqrt(2.0) * OPTICAL_SCALE / REFLECTANCE_SCALE
+
+
+def std_reflectance(log_scale: np.ndarray) -> np.ndarray:
+    """Predicted standard deviation in reflectance (DN / 10000) from ``log_scale`` (any shape),
+    float32: ``sqrt(2) exp(log_scale) * 2000 / 10000``."""
+    return (np.exp(np.asarray(log_scale, dtype=np.float64)) * _STD_FACTOR).astype(np.float32)
