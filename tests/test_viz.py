@@ -82,6 +82,7 @@ def test_viz_build(tmp_path):
     assert path is not None, "no path from triplets to cloudfree_scenes in the lineage"
     assert {"dsen2cr_model", "train_model", "predict_cloudfree_scenes"} <= set(path)
     assert lineage(main, "train_patches", "dsen2cr_model") is not None
+    assert lineage(main, "sen12mscr_official_split", "split_triplets") is not None  # an input
     assert lineage(main, "dsen2cr_model", "model_card") is not None
     assert lineage(main, "cloudfree_scenes", "scene_quicklooks") is not None
     assert lineage(main, "training_run", "dsen2cr_model") is not None

@@ -68,13 +68,26 @@ class TrainingResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def _why_empty(store: PatchStore) -> str:
+    """Why a store holds no patch, where its ``meta.json`` says (the official split)."""
+    meta = getattr(store, "meta", None) or {}
+    if meta.get("split_method") != "official":
+        return ""
+    return (
+        f": the official SEN12MS-CR split (data.split: official) found no {meta.get('split')} "
+        "scene under data.root"
+    )
+
+
 def check_stores(
     train_store: PatchStore, val_store: PatchStore | None, crop_size: int | None
 ) -> tuple[int, PatchStore | None]:
     """(training crop in px, validation store or None when it is empty); raises before any
     work when the training store is empty or the crop does not fit its patches."""
     if len(train_store) < 1:
-        raise TrainingDataError(f"{train_store.path}: the training store holds no patches")
+        raise TrainingDataError(
+            f"{train_store.path}: the training store holds no patches{_why_empty(train_store)}"
+        )
     crop = crop_size or min(train_store.height, train_store.width)
     if crop > min(train_store.height, train_store.width):
         raise TrainingDataError(
@@ -82,7 +95,11 @@ def check_stores(
             f"{train_store.height}x{train_store.width}"
         )
     if val_store is not None and len(val_store) == 0:
-        log.warning("validation store %s is empty: training without validation", val_store.path)
+        log.warning(
+            "validation store %s is empty%s: training without validation",
+            val_store.path,
+            _why_empty(val_store),
+        )
         val_store = None
     return crop, val_store
 
