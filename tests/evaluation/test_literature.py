@@ -125,10 +125,15 @@ def test_run_facts_from_contract_store_and_data_settings(tmp_path):
 
 
 def test_split_from_the_store_first_then_the_data_settings():
-    assert split_of(data_config(None), {"split": "official"}) == (
+    # meta.json of a store records split_method (data.splits.split_method): it wins.
+    assert split_of(data_config(None), {"split": "test", "split_method": "official"}) == (
         "official",
         "recorded by the test store",
     )
+    assert split_of(data_config({"split": "official"}), {"split_method": "fractions"})[0] == (
+        "seeded"
+    )
+    assert split_of(data_config(None), {"split_method": "file_list"})[0] == "file_list"
     assert split_of(data_config({"file_list": "list.csv"}), {})[0] == "file_list"
     assert split_of(SimpleNamespace(file_list=None, split="official"), {}) == (
         "official",

@@ -20,6 +20,7 @@ import pandas as pd
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.errors import ProjectError
 from tml_cloudremoval.evaluation import protocol
 from tml_cloudremoval.evaluation.metrics import (
     METRIC_NAMES,
@@ -103,10 +104,13 @@ def predict_dn(model: Any, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> np.ndarr
 
 
 def check_store(store: PatchStore) -> None:
-    """Fail early, naming the store, if it cannot be evaluated."""
+    """Fail early, naming the store, if it cannot be evaluated (:class:`ProjectError`)."""
     where = getattr(store, "path", "patch store")
     if len(store) == 0:
-        raise ValueError(f"{where}: the store holds no patch; nothing to evaluate")
+        why = ""
+        if store.meta.get("split_method") == "official":
+            why = " (data.split is official and no official test scene is under data.root)"
+        raise ProjectError(f"{where}: the store holds no patch{why}; nothing to evaluate")
     bands = list(store.meta.get("bands", TML_BAND_NAMES))
     if bands != list(TML_BAND_NAMES) or store.s2.shape[-1] != len(TML_BAND_NAMES):
         raise ValueError(f"{where}: bands {bands} are not the TML bands {list(TML_BAND_NAMES)}")

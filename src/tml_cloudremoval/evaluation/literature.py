@@ -127,12 +127,16 @@ def is_synthetic_sample(path: str | os.PathLike[str]) -> bool | None:
     return False
 
 
+_RECORDED_METHODS = {"official": "official", "file_list": "file_list", "fractions": "seeded"}
+"""``split_method`` of a store's meta.json (``data.splits.split_method``) -> key of SPLITS."""
+
+
 def split_of(data_config: Any, store_meta: Mapping[str, Any]) -> tuple[str, str]:
-    """(key of :data:`SPLITS`, detail) of the test split: the store's ``meta.json`` ``split``
-    when it records one, else the ``data`` settings (a file list's own split wins, then
-    ``data.split: official``, else the seeded scene split)."""
-    recorded = store_meta.get("split")
-    if isinstance(recorded, str) and recorded in SPLITS:
+    """(key of :data:`SPLITS`, detail) of the test split: the store's ``meta.json``
+    ``split_method`` when it records one, else the ``data`` settings (a file list's own split
+    wins, then ``data.split: official``, else the seeded scene split)."""
+    recorded = _RECORDED_METHODS.get(str(store_meta.get("split_method")))
+    if recorded is not None:
         return recorded, "recorded by the test store"
     if data_config is None:
         return "unknown", ""

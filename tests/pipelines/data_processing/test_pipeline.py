@@ -297,6 +297,16 @@ def test_official_split_leaves_empty_stores_that_load(tmp_path, raw, caplog):
         f"{empty.path}: the training store holds no patches: the official SEN12MS-CR split "
         "(data.split: official) found no test scene under data.root"
     )
+    # evaluation refuses the empty official test store with the project's own error, saying why
+    from tml_cloudremoval.errors import ProjectError
+    from tml_cloudremoval.evaluation.evaluate import check_store
+
+    with pytest.raises(ProjectError) as err:
+        check_store(empty)
+    assert str(err.value) == (
+        f"{empty.path}: the store holds no patch (data.split is official and no official test "
+        "scene is under data.root); nothing to evaluate"
+    )
 
 
 @pytest.mark.parametrize("split", [None, "official"])
