@@ -227,9 +227,11 @@ SECTIONS: dict[str, str] = {
     "training": "tml_cloudremoval.training.config:TrainingConfig",
     "evaluation": "tml_cloudremoval.evaluation.config:EvaluationConfig",
     "inference": "tml_cloudremoval.inference.config:InferenceConfig",
+    "ablation": "tml_cloudremoval.training.variants:AblationConfig",
 }
 """Every parameter section (one ``conf/base/parameters_<pipeline>.yml`` each, training has two)
-and its config class, as ``module:Class`` (imported when needed)."""
+and its config class, as ``module:Class`` (imported when needed). ``ablation`` checks each
+variant's overrides against the ``model`` and ``training`` classes too."""
 
 
 def config_class(section: str) -> type:

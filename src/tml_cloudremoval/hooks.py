@@ -6,10 +6,16 @@ checks every section of the run's parameters (:data:`tml_cloudremoval.config.SEC
 the paths of the run (:mod:`tml_cloudremoval.destinations`): no output may be, contain or lie
 inside an input or another output, every destination must be writable, and every versioned
 input must have the version asked for, whatever pipeline or nodes were asked for.
+
+:class:`RecordRunConfig` keeps the configuration of the run being started, so that pipelines
+built from parameters (``ablation``: one namespace per variant of ``params:ablation``) are
+registered with the run's env and ``--params``: :func:`registration_parameters`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,8 @@ from kedro.io import AbstractVersionedDataset
 
 from tml_cloudremoval import destinations
 from tml_cloudremoval.config import validate_sections
+
+logger = logging.getLogger(__name__)
 
 
 def dataset_path(dataset: Any) -> str | None:
@@ -79,6 +87,49 @@ def run_faults(
         run_params.get("load_versions") or {}, versioned, inputs & versioned.keys()
     )
     return faults
+
+
+_RUN_CONFIG: dict[str, Any] = {}
+"""The config loader of the latest Kedro context created in this process (its env and
+runtime parameters), kept by :class:`RecordRunConfig`."""
+
+
+class RecordRunConfig:
+    """Keep the run's config loader for :func:`registration_parameters`.
+
+    ``after_context_created`` is the earliest hook of a run; ``KedroSession.run`` creates the
+    context before it first reads the pipelines, so the registry sees ``--env`` and ``--params``.
+    ``tryfirst``: before any plugin's hook of the same name, which might read the pipelines.
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: Any) -> None:
+        _RUN_CONFIG["loader"] = context.config_loader
+
+
+def registration_parameters(project_path: Path | None = None) -> dict[str, Any]:
+    """The parameters of the run being started (its env, ``--params``), as pipelines are
+    registered.
+
+    Without a context in this process (``kedro registry``, ``kedro viz`` without
+    ``--include-hooks``, a plain import), the project's configuration as Kedro's default
+    session would load it: ``conf/base`` + the env in ``KEDRO_ENV`` (else ``local``), from
+    ``project_path`` (default: the working folder, as Kedro's commands run).
+    """
+    loader = _RUN_CONFIG.get("loader")
+    try:
+        if loader is None:
+            from kedro.framework.project import settings
+
+            conf = Path(project_path or Path.cwd()) / settings.CONF_SOURCE
+            env = os.environ.get("KEDRO_ENV")
+            loader = settings.CONFIG_LOADER_CLASS(
+                conf_source=str(conf), env=env, **settings.CONFIG_LOADER_ARGS
+            )
+        return dict(loader["parameters"])
+    except Exception as exc:  # registering must not fail: a run reports bad config itself
+        logger.warning("No parameters to register pipelines from (%s): %s", type(exc).__name__, exc)
+        return {}
 
 
 class ValidateParameters:

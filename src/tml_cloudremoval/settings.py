@@ -13,7 +13,8 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-from tml_cloudremoval.hooks import ValidateParameters  # noqa: E402
+from tml_cloudremoval.hooks import RecordRunConfig, ValidateParameters  # noqa: E402
 
-# Every parameter section is validated before the first node of any run (hooks.py).
-HOOKS = (ValidateParameters(),)
+# Every parameter section is validated before the first node of any run; the run's config is
+# kept for the pipelines registered from parameters (the ablation variants): hooks.py.
+HOOKS = (ValidateParameters(), RecordRunConfig())

@@ -78,6 +78,67 @@ def test_sar_is_repeated_onto_its_4x4_block():
     np.testing.assert_array_equal(up, expected)
 
 
+def _bilinear_at_10m_centres(sar_40m: np.ndarray) -> np.ndarray:
+    """Independent bilinear interpolation (np.interp, separable) of (h, w, c) 40 m pixels at the
+    10 m pixel centres: 40 m pixel i covers 10 m pixels 4i..4i+3, its centre at 4i + 1.5;
+    beyond the outermost centres the edge value holds (as np.interp does)."""
+    h, w, c = sar_40m.shape
+    centres_h, centres_w = 4 * np.arange(h) + 1.5, 4 * np.arange(w) + 1.5
+    rows = np.arange(4 * h, dtype=np.float64)
+    cols = np.arange(4 * w, dtype=np.float64)
+    along_rows = np.stack(
+        [
+            np.stack([np.interp(rows, centres_h, sar_40m[:, j, k]) for j in range(w)], axis=1)
+            for k in range(c)
+        ],
+        axis=-1,
+    )  # (4h, w, c)
+    return np.stack(
+        [
+            np.stack([np.interp(cols, centres_w, along_rows[r, :, k]) for r in range(4 * h)])
+            for k in range(c)
+        ],
+        axis=-1,
+    )
+
+
+def test_bilinear_sar_upsampling_interpolates_between_40m_pixel_centres():
+    model = build_dsen2cr(features=4, blocks=0, sar_upsampling="bilinear")
+    probe = keras.Model(model.inputs, model.get_layer("sar_to_10m").output)
+    x = _inputs(1, 24, 32)
+    ii, jj = np.mgrid[0:6, 0:8].astype(np.float32)
+    x["sar"][0] = np.stack([0.1 * ii + 0.02 * jj, 1.5 - 0.05 * ii + 0.07 * jj], axis=-1)
+    up = probe(x).numpy()[0]
+    # A ramp on the 40 m grid is the same ramp at the 10 m centres, in 40 m pixel units:
+    # 10 m pixel p lies at (p - 1.5) / 4; in the interior (between outermost centres) exactly.
+    p, q = np.mgrid[0:24, 0:32].astype(np.float64)
+    u, v = (p - 1.5) / 4, (q - 1.5) / 4
+    ramp = np.stack([0.1 * u + 0.02 * v, 1.5 - 0.05 * u + 0.07 * v], axis=-1)
+    interior = (slice(2, 22), slice(2, 30))  # 10 m pixels between the outermost 40 m centres
+    np.testing.assert_allclose(up[interior], ramp[interior], atol=1e-5)
+    np.testing.assert_allclose(up, _bilinear_at_10m_centres(x["sar"][0]), atol=1e-5)
+    # and on a rough field, against the independent interpolation everywhere (edges clamp)
+    x = _inputs(1, 24, 32, seed=5)
+    np.testing.assert_allclose(
+        probe(x).numpy()[0], _bilinear_at_10m_centres(x["sar"][0]), atol=1e-5
+    )
+
+
+def test_an_unknown_sar_upsampling_is_refused():
+    with pytest.raises(ValueError, match="sar_upsampling must be one of"):
+        build_dsen2cr(features=4, blocks=0, sar_upsampling="bicubic")
+
+
+def test_bilinear_model_saves_and_loads_in_safe_mode(tmp_path):
+    model = build_dsen2cr(features=4, blocks=1, sar_upsampling="bilinear")
+    assert model.count_params() == count_parameters(4, 1)  # the interpolation has no weights
+    model.save(tmp_path / "bilinear.keras")
+    loaded = keras.saving.load_model(tmp_path / "bilinear.keras", safe_mode=True)
+    assert loaded.get_layer("sar_to_10m").interpolation == "bilinear"
+    x = _inputs(2, 16, 20, seed=4)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
 def test_without_sar_the_model_takes_only_optical():
     model = build_dsen2cr(features=4, blocks=1, include_sar=False)
     assert [t.name for t in model.inputs] == ["optical"]

@@ -12,11 +12,15 @@ Layout is channels_last. Inputs, all float32 in model units (see ``tml_cloudremo
   (absent when ``include_sar=False``)
 
 Output: (B, H, W, 10) cloud-free estimate, same units as ``"optical"``. H and W may be any multiple
-of 4 and B any batch size: nothing is fixed at build time. The SAR is repeated onto the 10 m grid
-inside the model (``UpSampling2D``, nearest), so training and inference both feed the 40 m SAR the
-TML product carries. Only stock Keras layers are used, so a saved ``.keras`` file loads with
-``safe_mode=True`` and no ``custom_objects``. Its receptive field (75 px for 16 blocks with SAR) is
-read off the graph by :func:`tml_cloudremoval.models.receptive_field.receptive_field`.
+of 4 and B any batch size: nothing is fixed at build time. The SAR is brought onto the 10 m grid
+inside the model (``UpSampling2D``), so training and inference both feed the 40 m SAR the TML
+product carries: ``sar_upsampling="nearest"`` repeats each 40 m pixel over its 4 x 4 block of
+10 m pixels (the seed's model), ``"bilinear"`` interpolates between 40 m pixel centres
+(half-pixel geometry: 40 m pixel i covers 10 m pixels 4i..4i+3, its centre at 4i + 1.5; edges
+clamp), which has no 4 x 4 steps. Only stock Keras layers are used, so a saved ``.keras`` file
+loads with ``safe_mode=True`` and no ``custom_objects``. Its receptive field (75 px for 16 blocks
+with nearest SAR, 79 px with bilinear) is read off the graph by
+:func:`tml_cloudremoval.models.receptive_field.receptive_field`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ import keras
 from keras import layers
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
+
+SAR_UPSAMPLING = ("nearest", "bilinear")
+"""Interpolations of the SAR from 40 m onto the 10 m grid (``UpSampling2D``'s names)."""
 
 
 def _conv3x3(
@@ -47,6 +54,7 @@ def build_dsen2cr(
     blocks: int = 16,
     residual_scale: float = 0.1,
     include_sar: bool = True,
+    sar_upsampling: str = "nearest",
     optical_bands: int = len(TML_BAND_NAMES),
     sar_bands: int = len(S1_BAND_NAMES),
     sar_factor: int = SAR_FACTOR,
@@ -60,6 +68,8 @@ def build_dsen2cr(
         blocks: number B of residual blocks (16).
         residual_scale: factor applied to each block's branch before the add (0.1).
         include_sar: feed SAR; False builds the optical-only ablation (input "optical" only).
+        sar_upsampling: SAR_UPSAMPLING: "nearest" (each 40 m pixel repeated over its 4 x 4
+            block) or "bilinear" (interpolated between 40 m pixel centres); no parameters.
         optical_bands: bands of the optical input and of the output (10 TML bands).
         sar_bands: SAR channels (VV, VH).
         sar_factor: 10 m pixels per SAR pixel along each axis (4: SAR at 40 m).
@@ -75,6 +85,8 @@ def build_dsen2cr(
     """
     if features < 1 or blocks < 0:
         raise ValueError(f"features must be >= 1 and blocks >= 0, got {features}, {blocks}")
+    if sar_upsampling not in SAR_UPSAMPLING:
+        raise ValueError(f"sar_upsampling must be one of {SAR_UPSAMPLING}, got {sar_upsampling!r}")
 
     optical = keras.Input(shape=(None, None, optical_bands), name="optical")
     inputs: dict[str, keras.KerasTensor] = {"optical": optical}
@@ -82,8 +94,10 @@ def build_dsen2cr(
     if include_sar:
         sar = keras.Input(shape=(None, None, sar_bands), name="sar")
         inputs["sar"] = sar
-        # Nearest-neighbour repeat of each 40 m pixel onto its sar_factor x sar_factor 10 m block.
-        sar_10m = layers.UpSampling2D(sar_factor, interpolation="nearest", name="sar_to_10m")(sar)
+        # 40 m -> 10 m: repeat onto the sar_factor x sar_factor block, or interpolate bilinearly.
+        sar_10m = layers.UpSampling2D(sar_factor, interpolation=sar_upsampling, name="sar_to_10m")(
+            sar
+        )
         x = layers.Concatenate(axis=-1, name="stack", dtype=dtype)([optical, sar_10m])
 
     x = _conv3x3(features, "head", dtype, activation="relu")(x)

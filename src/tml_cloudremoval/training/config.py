@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.config import ConfigError, bounds, from_params
+from tml_cloudremoval.models.dsen2cr import SAR_UPSAMPLING
 from tml_cloudremoval.models.losses import LOSSES
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
@@ -30,6 +31,9 @@ IfFinished = Literal["error", "reuse", "overwrite"]
 LossName = Literal[LOSSES]  # type: ignore[valid-type]
 """``carl`` or ``l1`` (``models.losses.LOSSES``)."""
 
+SarUpsampling = Literal[SAR_UPSAMPLING]  # type: ignore[valid-type]
+"""``nearest`` or ``bilinear`` (``models.dsen2cr.SAR_UPSAMPLING``)."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -39,6 +43,7 @@ class ModelConfig:
     blocks: int = field(default=16, metadata=bounds(lo=0))
     residual_scale: float = 0.1
     include_sar: bool = True
+    sar_upsampling: SarUpsampling = "nearest"
 
 
 @dataclass(frozen=True)
