@@ -63,6 +63,7 @@ def test_each_variant_is_the_training_and_evaluation_nodes_in_its_namespace():
         "params:model",
         "params:training",
         "params:evaluation",
+        "params:data",  # the protocol labels the test split from the data settings
     }
     assert {f"ablation.no_sar.{d}" for d in PER_VARIANT} <= pipe.datasets()
 
@@ -136,6 +137,7 @@ def _params(variants: dict[str, Any]) -> dict[str, Any]:
         "training": training,
         "evaluation": {**_yaml("parameters_evaluation.yml")["evaluation"], "n_examples": 1},
         "ablation": {**_yaml("parameters_ablation.yml")["ablation"], "variants": variants},
+        "data": _yaml("parameters_data_processing.yml")["data"],
     }
 
 
