@@ -6,6 +6,8 @@ INSTALLED := $(VENV)/.installed
 KEDRO_ENV ?= demo
 
 export KEDRO_DISABLE_TELEMETRY := 1
+# mlflow (kedro-mlflow, README "Tracked runs") sends usage telemetry unless told not to.
+export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Wider log lines from Kedro's rich handler when output is not a terminal (CI, files).
 export COLUMNS ?= 140

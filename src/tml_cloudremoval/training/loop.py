@@ -51,6 +51,7 @@ from tml_cloudremoval.training.summary import (
     run_figures,
     validation_figures,
 )
+from tml_cloudremoval.training.tracking import MlflowEpochMetrics
 from tml_cloudremoval.training.trainer import CloudRemovalTrainer, dummy_inputs, export_network
 
 log = logging.getLogger(__name__)
@@ -198,10 +199,12 @@ def make_callbacks(
     cfg: TrainingConfig,
     chief: bool,
 ) -> list[keras.callbacks.Callback]:
-    """The project's callbacks: stop on NaN, checkpoint each epoch, TensorBoard (chief only)."""
+    """The project's callbacks: stop on NaN, checkpoint each epoch, per-epoch metrics to the
+    active mlflow run and TensorBoard (chief only)."""
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.TerminateOnNaN(raise_error=True),
         EpochCheckpoint(run, state, history, export, chief=chief, keep=cfg.keep_checkpoints),
+        MlflowEpochMetrics(enabled=chief),  # into the active mlflow run, if any
     ]
     if cfg.tensorboard and chief:
         if tensorboard_available():
