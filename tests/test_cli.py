@@ -48,7 +48,7 @@ def test_an_unknown_pipeline_lists_the_pipelines_that_exist():
     _assert_ends_with_message(
         code,
         output,
-        "unknown pipeline 'nonexistent'; the pipelines are: data_processing, evaluation, "
+        "unknown pipeline 'nonexistent'; the pipelines are: ablation, data_processing, evaluation, "
         "inference, sample_data, training, __default__",
     )
 

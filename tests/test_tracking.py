@@ -94,10 +94,10 @@ def test_contract_params_say_how_the_training_store_was_made():
         training_split={"n_patches": 9, "sha256": "f00d"},
     )
     assert tracking.contract_params(contract) == {
-        "data.sar_method": "linear_power",
-        "data.cloud_threshold": "0.3",
-        "data.train_split.n_patches": "9",
-        "data.train_split.sha256": "f00d",
+        "contract.data.sar_method": "linear_power",
+        "contract.data.cloud_threshold": "0.3",
+        "contract.data.train_split.n_patches": "9",
+        "contract.data.train_split.sha256": "f00d",
     }
 
 
@@ -128,12 +128,13 @@ def test_history_adds_only_the_epochs_a_run_lacks(parent):
 
 
 def test_params_keep_their_first_value_with_a_warning(parent, caplog):
-    mlflow.log_param("data.sar_method", "mean")
+    mlflow.log_param("contract.data.sar_method", "mean")
     tracker = tracking.Tracker.of_active_run()
     with caplog.at_level(logging.WARNING):
-        tracker.log_params(parent, {"data.sar_method": "linear_power", "n": "3"})
-    assert MlflowClient().get_run(parent).data.params == {"data.sar_method": "mean", "n": "3"}
-    assert "param data.sar_method stays 'mean' (not 'linear_power')" in caplog.text
+        tracker.log_params(parent, {"contract.data.sar_method": "linear_power", "n": "3"})
+    params = MlflowClient().get_run(parent).data.params
+    assert params == {"contract.data.sar_method": "mean", "n": "3"}
+    assert "param contract.data.sar_method stays 'mean' (not 'linear_power')" in caplog.text
 
 
 def test_a_variant_is_one_child_run_active_only_inside_its_nodes(parent):

@@ -64,7 +64,7 @@ def _conf(tmp_path: Path) -> Path:
         },
     }
     (conf / ENV / "catalog.yml").write_text(yaml.safe_dump(catalog))
-    params = {"ablation": {v: {"settings": s} for v, s in SETTINGS.items()}}
+    params = {"fake_ablation": {v: {"settings": s} for v, s in SETTINGS.items()}}
     (conf / ENV / "parameters.yml").write_text(yaml.safe_dump(params))
     return conf
 
@@ -138,7 +138,7 @@ def test_each_variant_is_a_child_run_with_its_params_epochs_and_evaluation(run_f
         assert params["model.include_sar"] == str(SETTINGS[variant]["model"]["include_sar"])
         assert params["training.epochs"] == str(SETTINGS[variant]["training"]["epochs"])
         assert params["n_train"] == "5"  # from the summary's settings
-        assert params["data.sar_method"] == "mean"  # from the model's contract
+        assert params["contract.data.sar_method"] == "mean"  # from the model's contract
         metrics = child.data.metrics
         assert metrics["model.covered.mae"] == SETTINGS[variant]["covered_mae"]
         assert metrics["baseline_cloudy_input.covered.mae"] == 0.2
@@ -164,7 +164,7 @@ def test_each_variant_is_a_child_run_with_its_params_epochs_and_evaluation(run_f
         assert _history(client, sar, name) == expected
     # the parent holds the variants' node parameters, none of their metrics
     assert parent.data.metrics == {}
-    assert parent.data.params["ablation.no_sar.settings.model.include_sar"] == "False"
+    assert parent.data.params["fake_ablation.no_sar.settings.model.include_sar"] == "False"
     assert mlflow.active_run() is None  # nothing left open in this process
 
 
@@ -178,7 +178,7 @@ def _summary_path(run_id: str) -> str:
 @pytest.mark.slow
 def test_a_failing_variant_is_a_failed_child_and_nothing_stays_open(run_fake):
     client = MlflowClient()
-    run_ids, error = run_fake({"ablation": {"no_sar": {"settings": {"fail": True}}}})
+    run_ids, error = run_fake({"fake_ablation": {"no_sar": {"settings": {"fail": True}}}})
     assert isinstance(error, VariantFailed)
     parent, children = _family(client, run_ids)
     assert parent.info.status == "FAILED"

@@ -23,17 +23,21 @@ from tml_cloudremoval.models.contract import split_fingerprint
 
 PROJECT = Path(__file__).resolve().parents[1]
 ENV = "tracked"
-MOVED = {
-    "training_run": "run",
-    "dsen2cr_model": "models/dsen2cr.keras",
-    "training_summary": "training_summary.json",
-    "evaluation_metrics": "report/metrics.json",
-    "evaluation_per_patch": "report/per_patch_metrics.csv",
-    "evaluation_examples": "report/evaluation_examples.png",
-    "evaluation_band_errors": "report/evaluation_band_errors.png",
-    "training_curves": "report/training_curves.png",
-    "model_card": "models/dsen2cr.keras",
-}
+
+
+def _written_entries() -> dict[str, str]:
+    """Every file entry of the training and evaluation catalogs -> its path under the test's
+    folder (the catalog's path without ``data/``), so nothing is written into the project."""
+    entries: dict[str, str] = {}
+    for name in ("catalog_training.yml", "catalog_evaluation.yml"):
+        catalog = yaml.safe_load((PROJECT / "conf" / "base" / name).read_text())
+        for entry, config in catalog.items():
+            if "filepath" in config:
+                entries[entry] = config["filepath"].removeprefix("data/")
+    return entries
+
+
+MOVED = _written_entries()
 PARAMS = {
     "model": {"features": 4, "blocks": 1},
     "training": {
@@ -128,8 +132,8 @@ def test_a_training_run_records_params_epochs_model_and_run_folder(project, trac
     assert params["model.features"] == "4" and params["model.blocks"] == "1"
     assert params["training.epochs"] == "2" and params["training.learning_rate"] == "7e-05"
     fingerprint = split_fingerprint(project["stores"]["train"])
-    assert params["data.train_split.sha256"] == fingerprint["sha256"]
-    assert params["data.train_split.n_patches"] == "5"
+    assert params["contract.data.train_split.sha256"] == fingerprint["sha256"]
+    assert params["contract.data.train_split.n_patches"] == "5"
 
     summary = json.loads((project["root"] / MOVED["training_summary"]).read_text())
     for name in ("loss", "val_loss", "covered_mae", "val_covered_mae"):
@@ -177,6 +181,7 @@ def test_an_evaluation_run_records_every_number_of_metrics_json_and_the_figures(
         "figures/training_curves.png",
         "evaluation/metrics.json",
         "evaluation/per_patch_metrics.csv",
+        "evaluation/evaluation_report.md",
         f"model/{version}/MODEL_CARD.md",
     } == _artifacts(client, run.info.run_id)
     card = mlflow.artifacts.download_artifacts(

@@ -136,7 +136,6 @@ def registration_parameters(project_path: Path | None = None) -> dict[str, Any]:
         return {}
 
 
-
 def saved_path(dataset: Any) -> Path | None:
     """The local file or folder a dataset has just saved (a versioned one: the file inside
     this run's version folder), or None (memory, remote)."""

@@ -19,7 +19,7 @@ figures                  artifacts ``figures/*.png`` (:data:`ARTIFACT_FOLDERS`)
                          as metrics with step = epoch (1-based, as in ``training_log.csv``)
 ``dsen2cr_model``        the version folder as artifacts ``model/<version>/`` (``dsen2cr.keras``,
                          ``contract.json``, ``MODEL_CARD.md``); tag ``model_version``; params
-                         ``data.*`` from the contract (how the training store was made)
+                         ``contract.data.*`` from the contract (how the training store was made)
 ``model_card``           artifact ``model/<version>/MODEL_CARD.md`` (rewritten with the figures)
 ``training_run``         (a node input) ``training/training_log.csv`` and ``FINISHED.json`` after
                          the node, not the checkpoints
@@ -135,7 +135,9 @@ def param_leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def contract_params(contract: Any) -> dict[str, str]:
-    """``data.*`` params of a model contract: how its training store was made."""
+    """``contract.data.*`` params of a model contract: how its training store was made (not
+    ``data.*``: those are the node parameters of this run, which kedro-mlflow logs and which
+    may differ, e.g. an evaluation on a store made with another threshold)."""
     split = dict(getattr(contract, "training_split", None) or {})
     sar = getattr(contract, "sar", None)
     facts = {
@@ -143,7 +145,7 @@ def contract_params(contract: Any) -> dict[str, str]:
         "cloud_threshold": getattr(contract, "cloud_threshold", None),
         "train_split": {"n_patches": split.get("n_patches"), "sha256": split.get("sha256")},
     }
-    return param_leaves(facts, "data.")
+    return param_leaves(facts, "contract.data.")
 
 
 def variant_params(summary: Mapping[str, Any]) -> dict[str, str]:
@@ -235,7 +237,7 @@ class Tracker:
                 self._record(self.run_id(variant), variant, entry, data, path)
 
     def loaded(self, name: str, data: Any) -> None:
-        """A loaded model (an evaluation's input): tag ``model_version`` and ``data.*``."""
+        """A loaded model (an evaluation's input): tag ``model_version`` and ``contract.data.*``."""
         variant, entry = split_variant(name)
         folder = getattr(data, "folder", None)
         if entry == MODEL_ENTRY and folder is not None:

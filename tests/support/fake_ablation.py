@@ -3,7 +3,7 @@ entries the real one saves (``training_summary``, ``dsen2cr_model``, ``evaluatio
 
 Used as a Kedro pipeline registry (``pipelines.configure("support.fake_ablation")``), so a real
 session and runner, with the project's hooks and kedro-mlflow, run it. Each variant's
-parameters (``ablation.<variant>.*``) choose what it does:
+parameters (``fake_ablation.<variant>.settings``) choose what it does:
 
 - ``live: true``: trains a tiny Keras model for ``epochs`` epochs with the project's
   ``MlflowEpochMetrics`` callback (per-epoch metrics logged while the node runs); its summary's
@@ -90,7 +90,12 @@ def variant_pipeline(variant: str) -> Pipeline:
         Node(train, "params:settings", ["dsen2cr_model", "training_summary"], name="train"),
         Node(evaluate, ["dsen2cr_model", "params:settings"], "evaluation_metrics", name="evaluate"),
     ]
-    return Pipeline(nodes, namespace=f"ablation.{variant}")
+    # parameters under fake_ablation.<variant> (the real ablation section is validated)
+    return Pipeline(
+        nodes,
+        namespace=f"ablation.{variant}",
+        parameters={"settings": f"fake_ablation.{variant}.settings"},
+    )
 
 
 def register_pipelines() -> dict[str, Pipeline]:
