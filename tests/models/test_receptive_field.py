@@ -23,7 +23,9 @@ def _inputs(batch: int, h: int, w: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def _positive_network(blocks: int, sar_upsampling: str = "nearest") -> keras.Model:
     """All weights positive so every ReLU is active: gradients are nonzero on the whole field."""
-    model = build_dsen2cr(features=2, blocks=blocks, sar_upsampling=sar_upsampling)
+    model = build_dsen2cr(
+        features=2, blocks=blocks, sar_upsampling=sar_upsampling, tail_init="he_uniform"
+    )
     for layer in model.layers:
         if layer.get_weights():
             layer.set_weights([np.full_like(w, 0.05) + 0.01 for w in layer.get_weights()])
@@ -54,7 +56,10 @@ def test_receptive_field_matches_gradient_support(blocks, sar_upsampling):
     # the SAR reaches 3 px (a 4 x 4 block) or 5 px (two 40 m centres) beyond the 10 m pixel
     assert widest_sar == 4 * blocks + 5 + 2 * (3 if sar_upsampling == "nearest" else 5)
     assert max(widest_optical, widest_sar) == receptive_field(model)
-    assert receptive_field(build_dsen2cr(2, blocks, include_sar=False)) == widest_optical
+    assert (
+        receptive_field(build_dsen2cr(2, blocks, include_sar=False, tail_init="he_uniform"))
+        == widest_optical
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,8 +67,19 @@ def test_receptive_field_matches_gradient_support(blocks, sar_upsampling):
 )
 def test_receptive_field_matches_the_hand_formula(blocks, sar):
     expected = 4 * blocks + 5 + (2 * (4 - 1) if sar else 0)
-    assert receptive_field(build_dsen2cr(features=2, blocks=blocks, include_sar=sar)) == expected
-    bilinear = build_dsen2cr(features=2, blocks=blocks, include_sar=sar, sar_upsampling="bilinear")
+    assert (
+        receptive_field(
+            build_dsen2cr(features=2, blocks=blocks, include_sar=sar, tail_init="he_uniform")
+        )
+        == expected
+    )
+    bilinear = build_dsen2cr(
+        features=2,
+        blocks=blocks,
+        include_sar=sar,
+        sar_upsampling="bilinear",
+        tail_init="he_uniform",
+    )
     assert receptive_field(bilinear) == expected + (2 * 2 if sar else 0)
     if (blocks, sar) == (16, True):
         assert expected == 75 and receptive_field(bilinear) == 79
@@ -94,7 +110,7 @@ def test_upsampling_reach_matches_a_brute_force_walk(size):
 def test_receptive_field_bounds_impulse_response():
     """Changing one input pixel changes no output beyond the radius."""
     keras.utils.set_random_seed(1)
-    model = build_dsen2cr(features=8, blocks=1)
+    model = build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
     radius = receptive_field(model) // 2
     x = _inputs(1, 64, 64)
     base = model.predict_on_batch(x)[0]

@@ -31,22 +31,42 @@ from keras import layers
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
 
 SAR_UPSAMPLING = ("nearest", "bilinear")
+TAIL_INITIALISERS = ("zeros", "he_uniform")
+"""Initial kernel of the last convolution (``model.tail_init``)."""
 """Interpolations of the SAR from 40 m onto the 10 m grid (``UpSampling2D``'s names)."""
 
 
 def _conv3x3(
-    filters: int, name: str, dtype: str | None, activation: str | None = None
+    filters: int,
+    name: str,
+    dtype: str | None,
+    activation: str | None = None,
+    initializer: str = "he_uniform",
 ) -> layers.Conv2D:
-    """A 3x3, stride-1, "same"-padded convolution with He-uniform initialisation."""
+    """A 3x3, stride-1, "same"-padded convolution (He-uniform initialisation by default)."""
     return layers.Conv2D(
         filters,
         3,
         padding="same",
         activation=activation,
-        kernel_initializer="he_uniform",
+        kernel_initializer=initializer,
         name=name,
         dtype=dtype,
     )
+
+
+def _inputs(
+    optical_bands: int, sar_bands: int, sar_factor: int, sar_upsampling: str, dtype: str | None
+) -> tuple[dict[str, keras.KerasTensor], keras.KerasTensor]:
+    """The model inputs and their stack on the 10 m grid (optical only when ``sar_bands`` 0)."""
+    optical = keras.Input(shape=(None, None, optical_bands), name="optical")
+    if not sar_bands:
+        return {"optical": optical}, optical
+    sar = keras.Input(shape=(None, None, sar_bands), name="sar")
+    # 40 m -> 10 m: repeat onto the sar_factor x sar_factor block, or interpolate bilinearly.
+    sar_10m = layers.UpSampling2D(sar_factor, interpolation=sar_upsampling, name="sar_to_10m")(sar)
+    stack = layers.Concatenate(axis=-1, name="stack", dtype=dtype)([optical, sar_10m])
+    return {"optical": optical, "sar": sar}, stack
 
 
 def build_dsen2cr(
@@ -55,6 +75,7 @@ def build_dsen2cr(
     residual_scale: float = 0.1,
     include_sar: bool = True,
     sar_upsampling: str = "nearest",
+    tail_init: str = "zeros",
     optical_bands: int = len(TML_BAND_NAMES),
     sar_bands: int = len(S1_BAND_NAMES),
     sar_factor: int = SAR_FACTOR,
@@ -70,6 +91,11 @@ def build_dsen2cr(
         include_sar: feed SAR; False builds the optical-only ablation (input "optical" only).
         sar_upsampling: SAR_UPSAMPLING: "nearest" (each 40 m pixel repeated over its 4 x 4
             block) or "bilinear" (interpolated between 40 m pixel centres); no parameters.
+        tail_init: TAIL_INITIALISERS: initial kernel of the last convolution. "zeros": the
+            untrained network is the identity (output = cloudy input), so training starts from
+            no correction instead of a random one (a random one is high-frequency colour noise
+            the few demo steps never remove: see README, Evaluation). "he_uniform": the
+            seed's initialisation.
         optical_bands: bands of the optical input and of the output (10 TML bands).
         sar_bands: SAR channels (VV, VH).
         sar_factor: 10 m pixels per SAR pixel along each axis (4: SAR at 40 m).
@@ -87,18 +113,11 @@ def build_dsen2cr(
         raise ValueError(f"features must be >= 1 and blocks >= 0, got {features}, {blocks}")
     if sar_upsampling not in SAR_UPSAMPLING:
         raise ValueError(f"sar_upsampling must be one of {SAR_UPSAMPLING}, got {sar_upsampling!r}")
+    if tail_init not in TAIL_INITIALISERS:
+        raise ValueError(f"tail_init must be one of {TAIL_INITIALISERS}, got {tail_init!r}")
 
-    optical = keras.Input(shape=(None, None, optical_bands), name="optical")
-    inputs: dict[str, keras.KerasTensor] = {"optical": optical}
-    x = optical
-    if include_sar:
-        sar = keras.Input(shape=(None, None, sar_bands), name="sar")
-        inputs["sar"] = sar
-        # 40 m -> 10 m: repeat onto the sar_factor x sar_factor block, or interpolate bilinearly.
-        sar_10m = layers.UpSampling2D(sar_factor, interpolation=sar_upsampling, name="sar_to_10m")(
-            sar
-        )
-        x = layers.Concatenate(axis=-1, name="stack", dtype=dtype)([optical, sar_10m])
+    inputs, x = _inputs(optical_bands, include_sar and sar_bands, sar_factor, sar_upsampling, dtype)
+    optical = inputs["optical"]
 
     x = _conv3x3(features, "head", dtype, activation="relu")(x)
     for i in range(blocks):
@@ -106,7 +125,7 @@ def build_dsen2cr(
         r = _conv3x3(features, f"block{i}_conv2", dtype)(r)
         r = layers.Rescaling(residual_scale, name=f"block{i}_scale", dtype=dtype)(r)
         x = layers.Add(name=f"block{i}_add", dtype=dtype)([x, r])
-    correction = _conv3x3(optical_bands, "tail", "float32")(x)
+    correction = _conv3x3(optical_bands, "tail", "float32", initializer=tail_init)(x)
     output = layers.Add(name="long_skip", dtype="float32")([optical, correction])
     return keras.Model(inputs=inputs, outputs=output, name=name)
 

@@ -57,16 +57,34 @@ def test_the_run_s_env_and_params_decide_the_variants(tmp_path):
     ) as session:
         session.load_context()  # as session.run does before it reads the pipelines
         pipe = create_pipeline()  # what register_pipelines calls
-    assert _variants_of(pipe) == {"reference", "sar_bilinear", "l1", "deep", "wide"}
+    assert _variants_of(pipe) == {
+        "reference",
+        "sar_bilinear",
+        "l1",
+        "tail_he_uniform",
+        "deep",
+        "wide",
+    }
 
 
 def test_without_a_run_the_project_conf_and_kedro_env_decide(tmp_path, monkeypatch):
     conf = _conf(tmp_path, {"l1": None})
     monkeypatch.chdir(tmp_path)  # Kedro's commands run in the project folder
     monkeypatch.delenv("KEDRO_ENV", raising=False)
-    assert _variants_of(create_pipeline()) == {"reference", "no_sar", "sar_bilinear", "l1"}
+    assert _variants_of(create_pipeline()) == {
+        "reference",
+        "no_sar",
+        "sar_bilinear",
+        "l1",
+        "tail_he_uniform",
+    }
     monkeypatch.setenv("KEDRO_ENV", ENV)
-    assert _variants_of(create_pipeline()) == {"reference", "no_sar", "sar_bilinear"}
+    assert _variants_of(create_pipeline()) == {
+        "reference",
+        "no_sar",
+        "sar_bilinear",
+        "tail_he_uniform",
+    }
     shutil.rmtree(conf)  # no configuration at all: no variant, and no failure
     assert create_pipeline().nodes == []
 
