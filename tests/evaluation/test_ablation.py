@@ -47,7 +47,11 @@ def test_one_row_per_variant_with_its_overrides_and_figures():
     assert math.isnan(no_sar["model_covered_mae"])  # no covered region: NaN, not an error
     assert ref["baseline_all_ssim"] == 9.0 and ref["baseline_covered_mae"] == 0.5
     assert math.isnan(ref["baseline_covered_rmse"])
-    assert len(table.columns) == 6 + 2 * 2 * len(METRICS)
+    assert len(table.columns) == 6 + 2 * 2 * len(METRICS) + 2  # + hf_energy_ratio_covered
+    assert math.isnan(ref["model_hf_energy_ratio_covered"])  # metrics without artifacts: NaN
+    with_artifacts = {**_metrics(0.1), "model": {"artifacts": {"hf_energy_ratio_covered": 1.5}}}
+    row = comparison_table({"a": {}}, {"a": (with_artifacts, {})}).iloc[0]
+    assert row["model_hf_energy_ratio_covered"] == 1.5
 
 
 def test_the_zoom_sits_on_the_cloud_edge_on_the_40m_grid():

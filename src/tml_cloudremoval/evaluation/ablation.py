@@ -54,7 +54,8 @@ def comparison_table(
     ``variant``, ``overrides`` (compact JSON), ``parameters``, ``training_seconds`` (of the
     session that trained it), ``epochs``, ``reused`` (the run folder's finished model was
     reused), then ``{model,baseline}_{all,covered}_{mae,rmse,psnr,ssim,sam_deg}`` (NaN where
-    a region has no pixel).
+    a region has no pixel), and ``{model,baseline}_hf_energy_ratio_covered`` (the texture
+    under clouds against the target's, ``evaluation.artifacts``).
     """
     rows = []
     for name, overrides in variants.items():
@@ -71,6 +72,9 @@ def comparison_table(
             for region in REGIONS:
                 for metric in METRICS:
                     row[f"{who}_{region}_{metric}"] = _figure(metrics, who, region, metric)
+            row[f"{who}_hf_energy_ratio_covered"] = _figure(
+                metrics, who, "artifacts", "hf_energy_ratio_covered"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

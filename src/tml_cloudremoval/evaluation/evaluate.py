@@ -22,6 +22,7 @@ from tml_cloudremoval.bands import S1_BAND_NAMES, TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.errors import ProjectError
 from tml_cloudremoval.evaluation import protocol
+from tml_cloudremoval.evaluation.artifacts import HF_SIGMA_PX, ArtifactAccumulator
 from tml_cloudremoval.evaluation.metrics import (
     METRIC_NAMES,
     REGIONS,
@@ -60,6 +61,12 @@ DEFINITIONS = {
     ),
     "sam": "two zero spectra = 0 deg, one zero spectrum = 90 deg",
     "baseline_cloudy_input": "the cloudy input itself taken as the prediction",
+    "artifacts": (
+        "covered pixels: hf_energy_ratio_covered = mean squared high-pass (x - Gaussian(x), "
+        f"sigma {HF_SIGMA_PX:g} px) of the prediction / the same of the target (1: the "
+        "target's texture, > 1: added noise or speckle, < 1: blur); bias_covered = mean "
+        "prediction - target per band"
+    ),
 }
 
 
@@ -158,17 +165,19 @@ def evaluate_store(
     check_store(store)
     n, h, w = store.s2.shape[:3]
     accumulators = {who: MetricAccumulator(band_names) for who in PREDICTORS}
+    artifacts = {who: ArtifactAccumulator(band_names) for who in PREDICTORS}
     rows: dict[str, list[Any]] = {"position": list(range(n)), "cloud_cover": []}
     n_batches = math.ceil(n / batch_size)
     logger.info("Evaluating %d patches of %d x %d px in %d batches", n, h, w, n_batches)
     for b, start in enumerate(range(0, n, batch_size)):
         stop = min(start + batch_size, n)
-        _evaluate_batch(model, store, start, stop, accumulators, rows)
+        _evaluate_batch(model, store, (start, stop), (accumulators, artifacts), rows)
         if (b + 1) % max(1, n_batches // 10) == 0 or stop == n:
             logger.info("Evaluated %d / %d patches", stop, n)
     per_patch = _per_patch_table(store, rows)
     metrics: dict[str, Any] = {
-        who: rounded(accumulators[who].result(), JSON_DIGITS) for who in PREDICTORS
+        who: rounded({**accumulators[who].result(), "artifacts": artifacts[who].result()})
+        for who in PREDICTORS
     }
     metrics["per_image"] = rounded(protocol.per_image_summary(per_patch))
     metrics["coverage_bins_percent"] = [float(e) for e in coverage_bins]
@@ -194,12 +203,14 @@ def evaluate_store(
 def _evaluate_batch(
     model: Any,
     store: PatchStore,
-    start: int,
-    stop: int,
-    accumulators: Mapping[str, MetricAccumulator],
+    span: tuple[int, int],
+    sums: tuple[Mapping[str, MetricAccumulator], Mapping[str, ArtifactAccumulator]],
     rows: dict[str, list[Any]],
 ) -> None:
-    """Patches ``start:stop``: add their sums to ``accumulators`` and their rows to ``rows``."""
+    """Patches ``start:stop`` (``span``): add their sums to the metric and artifact
+    accumulators (``sums``) and their rows to ``rows``."""
+    start, stop = span
+    accumulators, artifacts = sums
     cloudy = np.asarray(store.s2_cloudy[start:stop])
     mask = np.asarray(store.mask[start:stop])
     target = to_reflectance(store.s2[start:stop])
@@ -209,11 +220,12 @@ def _evaluate_batch(
     }
     rows["cloud_cover"].extend((mask != 0).mean(axis=(1, 2)).tolist())
     for who, pred in predictions.items():
-        sums = patch_sums(pred, target, mask)
-        accumulators[who].add(sums)
+        artifacts[who].add(pred, target, mask)
+        region_sums = patch_sums(pred, target, mask)
+        accumulators[who].add(region_sums)
         for region in PER_PATCH_REGIONS:
             for i in range(stop - start):
-                values = figures(sums[region], i) or {}
+                values = figures(region_sums[region], i) or {}
                 for metric in METRIC_NAMES:
                     column = f"{PER_PATCH_PREFIX[who]}_{metric}_{region}"
                     value = values.get(metric)
