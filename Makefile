@@ -6,11 +6,13 @@ INSTALLED := $(VENV)/.installed
 KEDRO_ENV ?= demo
 
 export KEDRO_DISABLE_TELEMETRY := 1
+# mlflow (kedro-mlflow, README "Tracked runs") sends usage telemetry unless told not to.
+export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Wider log lines from Kedro's rich handler when output is not a terminal (CI, files).
 export COLUMNS ?= 140
 
-.PHONY: install run sample-data test lint bench viz clean-data
+.PHONY: install run sample-data ablation test lint bench viz clean-data
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,9 @@ sample-data: $(INSTALLED) ## write the synthetic SEN12MS-CR sample and TML scene
 
 run: sample-data ## the default pipeline end to end on the sample data (demo settings)
 	$(BIN)/kedro run --env $(KEDRO_ENV)
+
+ablation: sample-data ## every variant of conf/base/parameters_ablation.yml trained and compared (demo settings)
+	$(BIN)/kedro run --env $(KEDRO_ENV) --pipelines data_processing,ablation
 
 test: $(INSTALLED) ## the test suite (CPU, tiny models)
 	$(BIN)/python -m pytest

@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 from support.conf_env import ENV, SAVED_VERSION, conf_env
+from support.kedro_cli import kedro_run as _kedro_run
 
 from tml_cloudremoval import cli
 from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.errors import ProjectError
-
-PROJECT = Path(__file__).resolve().parents[1]
-KEDRO = Path(sys.executable).parent / "kedro"
-
-
-def _kedro_run(*args: str) -> tuple[int, str]:
-    """``kedro run ARGS`` in a subprocess from the project root: exit code, stdout + stderr."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    done = subprocess.run(
-        [str(KEDRO), "run", *args],
-        check=False,
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300,
-    )
-    return done.returncode, done.stdout
 
 
 def _assert_ends_with_message(code: int, output: str, message: str) -> None:
@@ -76,7 +48,7 @@ def test_an_unknown_pipeline_lists_the_pipelines_that_exist():
     _assert_ends_with_message(
         code,
         output,
-        "unknown pipeline 'nonexistent'; the pipelines are: data_processing, evaluation, "
+        "unknown pipeline 'nonexistent'; the pipelines are: ablation, data_processing, evaluation, "
         "inference, sample_data, training, __default__",
     )
 

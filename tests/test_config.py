@@ -67,6 +67,30 @@ def test_faults_name_the_key(params, message):
         from_params(Example, params, "ex")
 
 
+@dataclass(frozen=True)
+class Either:
+    inner: Inner | Literal["auto", "off"] = "auto"
+
+
+def test_a_union_of_a_config_and_choices_takes_either():
+    assert from_params(Either, {"inner": {"a": 2}}, "ex").inner == Inner(2)
+    assert from_params(Either, {"inner": "off"}, "ex").inner == "off"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": "2"}, r"ex\.inner\.a: expected int"),  # the mapping's own fault, not the union's
+        ({"b": 1}, r"ex\.inner\.b: unknown parameter"),
+        ("aoto", r"ex\.inner: expected a mapping \(a\) or 'auto' \| 'off', got 'aoto' \(did"),
+        (3, r"ex\.inner: expected a mapping \(a\) or 'auto' \| 'off', got 3$"),
+    ],
+)
+def test_a_union_of_a_config_and_choices_names_the_fault(value, message):
+    with pytest.raises(ConfigError, match=message):
+        from_params(Either, {"inner": value}, "ex")
+
+
 def test_all_faults_of_a_section_in_one_error():
     with pytest.raises(ConfigError) as err:
         from_params(Example, {"rate": -1, "mode": "x", "typo": 1}, "ex")

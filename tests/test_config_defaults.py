@@ -118,4 +118,4 @@ def test_function_defaults_agree_with_the_yaml(base_params, target, section):
         if p.default is not inspect.Parameter.empty and arg in yaml_section and arg != "progress"
     }
     assert checked, f"{target} has no default that stands for a {section} parameter"
-    assert checked == {arg: yaml_section[arg] for arg in checked}
+    assert _plain(checked) == _plain({arg: yaml_section[arg] for arg in checked})  # tuples as lists

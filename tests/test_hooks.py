@@ -128,8 +128,8 @@ def test_an_unknown_pipeline_names_the_pipelines_that_exist():
     with pytest.raises(ProjectError) as err:
         _run("nonexistent")
     assert str(err.value) == (
-        "unknown pipeline 'nonexistent'; the pipelines are: data_processing, evaluation, "
-        "inference, sample_data, training, __default__"
+        "unknown pipeline 'nonexistent'; the pipelines are: ablation, data_processing, "
+        "evaluation, inference, sample_data, training, __default__"
     )
 
 

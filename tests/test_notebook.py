@@ -96,7 +96,7 @@ def project(tmp_path_factory) -> Path:
 
     assert catalog_entry(root / "conf", "test_patches")["filepath"] == STORE
     store = write_store(root / STORE)
-    model = build_dsen2cr(features=8, blocks=1)
+    model = build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
     entry = catalog_entry(root / "conf", "dsen2cr_model")
     entry["filepath"] = str(root / entry["filepath"])
     trained = TrainedModel(model, ModelContract(sar=SarNormalisation(method="mean")))

@@ -24,7 +24,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 KEDRO = Path(sys.executable).with_name("kedro")
-PIPELINES = {"sample_data", "data_processing", "training", "evaluation", "inference"}
+PIPELINES = {"sample_data", "data_processing", "training", "evaluation", "inference", "ablation"}
 STARTUP_S = 90
 
 
@@ -82,14 +82,34 @@ def test_viz_build(tmp_path):
     assert path is not None, "no path from triplets to cloudfree_scenes in the lineage"
     assert {"dsen2cr_model", "train_model", "predict_cloudfree_scenes"} <= set(path)
     assert lineage(main, "train_patches", "dsen2cr_model") is not None
+    assert lineage(main, "sen12mscr_official_split", "split_triplets") is not None  # an input
     assert lineage(main, "dsen2cr_model", "model_card") is not None
     assert lineage(main, "cloudfree_scenes", "scene_quicklooks") is not None
     assert lineage(main, "training_run", "dsen2cr_model") is not None
+    # The ablation (its own page): each variant of conf/base, in its modular pipeline, from
+    # the shared stores to the comparison.
+    ablation = json.loads((copy / "build" / "api" / "pipelines" / "ablation").read_text())
+    for variant in ("reference", "no_sar", "sar_bilinear", "l1", "tail_he_uniform"):
+        path = lineage(ablation, "train_patches", "ablation_comparison", via=variant)
+        assert path is not None, f"no path from train_patches through {variant} to the comparison"
+        assert "train_model" in path
+        model = f"ablation.{variant}.dsen2cr_model"
+        assert {model, "evaluate_model", f"ablation.{variant}.evaluation_metrics"} <= set(
+            lineage(ablation, model, "ablation_comparison", via=variant) or []
+        )
+    assert lineage(ablation, "test_patches", "ablation_figure") is not None
 
 
-def lineage(main: dict, source: str, target: str) -> list[str] | None:
-    """Names along one path of kedro-viz edges from dataset ``source`` to ``target`` (BFS)."""
+def lineage(main: dict, source: str, target: str, via: str = "") -> list[str] | None:
+    """Names along one path of kedro-viz edges from dataset ``source`` to ``target`` (BFS);
+    with ``via``, only through nodes of the modular pipeline ``ablation.<via>``, the endpoints
+    and the ablation's own nodes (``compare_variants``, ``plot_variants``)."""
     names = {n["id"]: n["name"] for n in main["nodes"]}
+    if via:
+        keep = {n["id"] for n in main["nodes"] if _in_namespace(n, f"ablation.{via}")}
+        ends = (source, target, "compare_variants", "plot_variants")
+        keep |= {n["id"] for n in main["nodes"] if n["name"] in ends}
+        main = {**main, "edges": [e for e in main["edges"] if {e["source"], e["target"]} <= keep]}
     ids = {name: node_id for node_id, name in names.items()}
     following: dict[str, list[str]] = {}
     for edge in main["edges"]:
@@ -110,6 +130,14 @@ def lineage(main: dict, source: str, target: str) -> list[str] | None:
                 came_from[nxt] = node
                 queue.append(nxt)
     return None
+
+
+def _in_namespace(node: dict, namespace: str) -> bool:
+    """A kedro-viz node (task or dataset) belongs to ``namespace`` (its full name or its
+    modular pipelines say so)."""
+    full = str(node.get("id_name") or node.get("full_name") or node["name"])
+    pipes = node.get("modular_pipelines") or []
+    return full.startswith(f"{namespace}.") or any(str(p) == namespace for p in pipes)
 
 
 def stop_group(proc: subprocess.Popen) -> list[psutil.Process]:

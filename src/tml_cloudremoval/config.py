@@ -52,19 +52,44 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if tp is type(None):
         return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping (" + ", ".join(f.name for f in dataclasses.fields(tp)) + ")"
     return getattr(tp, "__name__", str(tp))
 
 
+def _close_choice(value: Any, tp: Any) -> str:
+    """`` (did you mean 'x'?)`` where a string is close to one of the union's literal choices."""
+    if not isinstance(value, str):
+        return ""
+    choices = [
+        a
+        for option in typing.get_args(tp)
+        if typing.get_origin(option) is Literal
+        for a in typing.get_args(option)
+        if isinstance(a, str)
+    ]
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _convert_union(value: Any, tp: Any, key: str) -> Any:
+    """The first option ``value`` converts to. Where none does, a mapping given for a config
+    dataclass option reports that dataclass's own faults (``section.key.sub: ...``), else the
+    error lists the options (and the closest literal choice of a misspelt string)."""
     args = typing.get_args(tp)
     if value is None and type(None) in args:
         return None
+    nested: ConfigError | None = None
     for option in (a for a in args if a is not type(None)):
         try:
             return _convert(value, option, key)
-        except (TypeError, ConfigError):
+        except ConfigError as exc:
+            nested = nested or exc
+        except TypeError:
             continue
-    raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if nested is not None:
+        raise nested
+    raise TypeError(f"{key}: expected {_type_name(tp)}, got {value!r}{_close_choice(value, tp)}")
 
 
 def _convert_sequence(value: Any, tp: Any, key: str) -> list | tuple:
@@ -202,9 +227,11 @@ SECTIONS: dict[str, str] = {
     "training": "tml_cloudremoval.training.config:TrainingConfig",
     "evaluation": "tml_cloudremoval.evaluation.config:EvaluationConfig",
     "inference": "tml_cloudremoval.inference.config:InferenceConfig",
+    "ablation": "tml_cloudremoval.training.variants:AblationConfig",
 }
 """Every parameter section (one ``conf/base/parameters_<pipeline>.yml`` each, training has two)
-and its config class, as ``module:Class`` (imported when needed)."""
+and its config class, as ``module:Class`` (imported when needed). ``ablation`` checks each
+variant's overrides against the ``model`` and ``training`` classes too."""
 
 
 def config_class(section: str) -> type:

@@ -147,3 +147,18 @@ def test_selection_error_skip_and_stale_report(table):
         select_valid_triplets(stale, report, "skip")
     with pytest.raises(DataError, match="on_bad_file must be one of"):
         select_valid_triplets(tables, report, "warn")
+
+
+def test_a_split_listed_empty_stays_empty_but_skipping_may_not_empty_one(table):
+    """The official split may list an empty split (no such scene under data.root): selection
+    keeps it empty; a split that skipping empties is still refused."""
+    tables = {**_tables(table), "val": table.iloc[:0]}
+    report = validation_report(tables)
+    assert report["n_triplets"]["val"] == 0
+    for on_bad_file in ("error", "skip"):
+        selected = select_valid_triplets(tables, report, on_bad_file)
+        assert selected["val"].empty and selected["train"].equals(tables["train"])
+    for path in tables["test"]["s1_path"]:
+        Path(path).unlink()
+    with pytest.raises(DataError, match=r"split\(s\) \['test'\] are empty after skipping"):
+        select_valid_triplets(tables, validation_report(tables), "skip")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import typing
+from typing import Literal
 
 import pytest
 
@@ -18,6 +19,7 @@ from tml_cloudremoval.data.config import (
     sample_data_config,
 )
 from tml_cloudremoval.data.discovery import LAYOUTS
+from tml_cloudremoval.data.splits import OFFICIAL
 from tml_cloudremoval.data.synthetic.spectra import SEASON_NAMES
 from tml_cloudremoval.sar import SAR_METHODS
 
@@ -53,6 +55,12 @@ def test_choices_are_the_modules_choices():
             {"split": {"train": 0.7, "val": 0.15, "tst": 0.15}},
             r"data\.split\.tst: unknown .* data\.split\.test",
         ),
+        (
+            {"split": "oficial"},
+            r"data\.split: expected a mapping \(train, val, test\) or 'official', got 'oficial' "
+            r"\(did you mean 'official'\?\)",
+        ),
+        ({"split": 0.7}, r"data\.split: expected a mapping \(train, val, test\) or 'official'"),
         ({"root": ""}, r"data\.root: must name a folder"),
         ({"file_list": 3}, r"data\.file_list: expected str or null"),
     ],
@@ -69,6 +77,13 @@ def test_every_fault_of_a_section_in_one_error():
     assert "sample_data.seed: expected int" in text
     assert "sample_data.sen12mscr.patch_size: must be a multiple of 4" in text
     assert "sample_data.tml_scene.x: unknown parameter" in text
+
+
+def test_split_official_is_the_splits_module_choice():
+    hints = typing.get_type_hints(DataConfig)
+    literal = [a for a in typing.get_args(hints["split"]) if typing.get_origin(a) is Literal]
+    assert [typing.get_args(a) for a in literal] == [(OFFICIAL,)]
+    assert data_config({"split": "official"}).split == OFFICIAL
 
 
 def test_overrides_keep_the_other_defaults():

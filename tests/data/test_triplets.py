@@ -12,7 +12,13 @@ from tml_cloudremoval.bands import select_tml_bands
 from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
 from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS, build_triplet_table
 from tml_cloudremoval.data.layout import MODALITIES, official_paths
-from tml_cloudremoval.data.triplets import TripletSamples, prepare_patch, read_triplet, usable_cores
+from tml_cloudremoval.data.triplets import (
+    TripletSamples,
+    prepare_patch,
+    read_triplet,
+    split_samples,
+    usable_cores,
+)
 from tml_cloudremoval.raster import RasterError
 
 
@@ -115,6 +121,24 @@ def test_triplet_samples_lazy_sequence(table):
         samples[len(table)]
     with pytest.raises(TypeError):
         samples["0"]  # type: ignore[index]
+
+
+def test_split_samples_one_group_and_an_empty_split_of_the_others_size(table):
+    tables = {"train": table.iloc[:3], "val": table.iloc[:0], "test": table.iloc[3:]}
+    out = split_samples(tables, meta={"split_method": "official"}, progress=False, workers=1)
+    assert list(out) == ["train", "val", "test"]
+    assert [len(s) for s in out.values()] == [3, 0, len(table) - 3]
+    assert (out["val"].height, out["val"].width) == (16, 16) and list(out["val"]) == []
+    assert len({id(s.store_group) for s in out.values()}) == 1
+    assert [s.store_member for s in out.values()] == ["train", "val", "test"]
+    assert out["val"].meta == {
+        "sar_method": "mean",
+        "cloud_threshold": 0.2,
+        "split_method": "official",
+        "split": "val",
+    }
+    assert out["test"].description == "test patches" and out["train"].workers == 1
+    assert TripletSamples(table.iloc[:0], patch_size=(8, 12)).width == 12
 
 
 def test_triplet_samples_in_worker_processes_equal_one_process(table):

@@ -34,7 +34,7 @@ X = {"optical": np.ones((2, 16, 16, 10), np.float32), "sar": np.ones((2, 4, 4, 2
 
 @pytest.fixture(scope="module")
 def network() -> keras.Model:
-    return build_dsen2cr(features=4, blocks=1)
+    return build_dsen2cr(features=4, blocks=1, tail_init="he_uniform")
 
 
 def dataset(root, load=None, save=None) -> ModelDataset:

@@ -179,7 +179,7 @@ def test_no_cover_gives_null_and_note(tmp_path):
 
 
 def test_dsen2cr_model_runs_on_full_patches(store):
-    model = build_dsen2cr(features=8, blocks=1)
+    model = build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
     pred = predict_dn(model, np.asarray(store.s2_cloudy[:2]), np.asarray(store.s1[:2]))
     assert pred.shape == (2, SIZE, SIZE, 10) and pred.dtype == np.float32
     metrics, _ = evaluate_store(model, store, batch_size=4)

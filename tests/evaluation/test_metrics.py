@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
+from support.numpy_metrics import numpy_ssim_map
 
 from tml_cloudremoval.evaluation.metrics import (
     MetricAccumulator,
@@ -21,29 +21,6 @@ from tml_cloudremoval.evaluation.metrics import (
 )
 
 pytestmark = pytest.mark.filterwarnings("error")  # no RuntimeWarning (0/0, log of 0) anywhere
-
-
-def numpy_ssim_map(x: np.ndarray, y: np.ndarray, size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Plain float64 SSIM (Wang et al. 2004), Gaussian window, valid part, mean over bands.
-
-    (H, W, C) -> (H - size + 1, W - size + 1).
-    """
-    c1, c2 = (0.01 * 1.0) ** 2, (0.03 * 1.0) ** 2
-    r = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
-    g /= g.sum()
-
-    def local_mean(a: np.ndarray) -> np.ndarray:
-        windows = sliding_window_view(a, (size, size), axis=(0, 1))  # (h, w, C, size, size)
-        return np.einsum("hwcij,ij->hwc", windows, g)
-
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    mx, my = local_mean(x), local_mean(y)
-    vx = local_mean(x * x) - mx**2
-    vy = local_mean(y * y) - my**2
-    cxy = local_mean(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.mean(axis=-1)
 
 
 def test_to_reflectance_clips_to_valid_range():

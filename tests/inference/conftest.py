@@ -132,7 +132,7 @@ def model():
     import keras
 
     keras.utils.set_random_seed(2)
-    return build_dsen2cr(features=8, blocks=1)
+    return build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
 
 
 @pytest.fixture(scope="module")

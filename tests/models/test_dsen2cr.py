@@ -35,22 +35,22 @@ def test_default_parameter_count_matches_hand_formula():
 
 
 def test_parameter_count_without_sar_and_other_sizes():
-    assert build_dsen2cr(8, 2, include_sar=False).count_params() == (
+    assert build_dsen2cr(8, 2, include_sar=False, tail_init="he_uniform").count_params() == (
         9 * 10 * 8 + 8 + 2 * 2 * (9 * 8 * 8 + 8) + 9 * 8 * 10 + 10
     )
-    assert build_dsen2cr(16, 3).count_params() == count_parameters(16, 3)
+    assert build_dsen2cr(16, 3, tail_init="he_uniform").count_params() == count_parameters(16, 3)
 
 
 @pytest.mark.parametrize(("batch", "h", "w"), [(1, 32, 32), (3, 20, 44), (2, 256, 256)])
 def test_any_batch_and_image_size(batch, h, w):
-    model = build_dsen2cr(features=8, blocks=1)
+    model = build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
     out = model(_inputs(batch, h, w))
     assert tuple(out.shape) == (batch, h, w, 10)
     assert out.dtype == tf.float32
 
 
 def test_no_lambda_layers_and_he_uniform_channels_last():
-    model = build_dsen2cr(features=8, blocks=2)
+    model = build_dsen2cr(features=8, blocks=2, tail_init="he_uniform")
     kinds = {type(layer).__name__ for layer in model.layers}
     assert "Lambda" not in kinds
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -62,7 +62,7 @@ def test_no_lambda_layers_and_he_uniform_channels_last():
 
 
 def test_long_skip_returns_the_optical_input_when_the_tail_is_zero():
-    model = build_dsen2cr(features=8, blocks=1)
+    model = build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
     tail = model.get_layer("tail")
     tail.set_weights([np.zeros_like(w) for w in tail.get_weights()])
     x = _inputs(2, 16, 16)
@@ -70,7 +70,7 @@ def test_long_skip_returns_the_optical_input_when_the_tail_is_zero():
 
 
 def test_sar_is_repeated_onto_its_4x4_block():
-    model = build_dsen2cr(features=4, blocks=0)
+    model = build_dsen2cr(features=4, blocks=0, tail_init="he_uniform")
     probe = keras.Model(model.inputs, model.get_layer("sar_to_10m").output)
     x = _inputs(1, 8, 12)
     up = probe(x).numpy()[0]
@@ -78,14 +78,75 @@ def test_sar_is_repeated_onto_its_4x4_block():
     np.testing.assert_array_equal(up, expected)
 
 
+def _bilinear_at_10m_centres(sar_40m: np.ndarray) -> np.ndarray:
+    """Independent bilinear interpolation (np.interp, separable) of (h, w, c) 40 m pixels at the
+    10 m pixel centres: 40 m pixel i covers 10 m pixels 4i..4i+3, its centre at 4i + 1.5;
+    beyond the outermost centres the edge value holds (as np.interp does)."""
+    h, w, c = sar_40m.shape
+    centres_h, centres_w = 4 * np.arange(h) + 1.5, 4 * np.arange(w) + 1.5
+    rows = np.arange(4 * h, dtype=np.float64)
+    cols = np.arange(4 * w, dtype=np.float64)
+    along_rows = np.stack(
+        [
+            np.stack([np.interp(rows, centres_h, sar_40m[:, j, k]) for j in range(w)], axis=1)
+            for k in range(c)
+        ],
+        axis=-1,
+    )  # (4h, w, c)
+    return np.stack(
+        [
+            np.stack([np.interp(cols, centres_w, along_rows[r, :, k]) for r in range(4 * h)])
+            for k in range(c)
+        ],
+        axis=-1,
+    )
+
+
+def test_bilinear_sar_upsampling_interpolates_between_40m_pixel_centres():
+    model = build_dsen2cr(features=4, blocks=0, sar_upsampling="bilinear", tail_init="he_uniform")
+    probe = keras.Model(model.inputs, model.get_layer("sar_to_10m").output)
+    x = _inputs(1, 24, 32)
+    ii, jj = np.mgrid[0:6, 0:8].astype(np.float32)
+    x["sar"][0] = np.stack([0.1 * ii + 0.02 * jj, 1.5 - 0.05 * ii + 0.07 * jj], axis=-1)
+    up = probe(x).numpy()[0]
+    # A ramp on the 40 m grid is the same ramp at the 10 m centres, in 40 m pixel units:
+    # 10 m pixel p lies at (p - 1.5) / 4; in the interior (between outermost centres) exactly.
+    p, q = np.mgrid[0:24, 0:32].astype(np.float64)
+    u, v = (p - 1.5) / 4, (q - 1.5) / 4
+    ramp = np.stack([0.1 * u + 0.02 * v, 1.5 - 0.05 * u + 0.07 * v], axis=-1)
+    interior = (slice(2, 22), slice(2, 30))  # 10 m pixels between the outermost 40 m centres
+    np.testing.assert_allclose(up[interior], ramp[interior], atol=1e-5)
+    np.testing.assert_allclose(up, _bilinear_at_10m_centres(x["sar"][0]), atol=1e-5)
+    # and on a rough field, against the independent interpolation everywhere (edges clamp)
+    x = _inputs(1, 24, 32, seed=5)
+    np.testing.assert_allclose(
+        probe(x).numpy()[0], _bilinear_at_10m_centres(x["sar"][0]), atol=1e-5
+    )
+
+
+def test_an_unknown_sar_upsampling_is_refused():
+    with pytest.raises(ValueError, match="sar_upsampling must be one of"):
+        build_dsen2cr(features=4, blocks=0, sar_upsampling="bicubic", tail_init="he_uniform")
+
+
+def test_bilinear_model_saves_and_loads_in_safe_mode(tmp_path):
+    model = build_dsen2cr(features=4, blocks=1, sar_upsampling="bilinear", tail_init="he_uniform")
+    assert model.count_params() == count_parameters(4, 1)  # the interpolation has no weights
+    model.save(tmp_path / "bilinear.keras")
+    loaded = keras.saving.load_model(tmp_path / "bilinear.keras", safe_mode=True)
+    assert loaded.get_layer("sar_to_10m").interpolation == "bilinear"
+    x = _inputs(2, 16, 20, seed=4)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
 def test_without_sar_the_model_takes_only_optical():
-    model = build_dsen2cr(features=4, blocks=1, include_sar=False)
+    model = build_dsen2cr(features=4, blocks=1, include_sar=False, tail_init="he_uniform")
     assert [t.name for t in model.inputs] == ["optical"]
     assert model(_inputs(1, 8, 8, sar=False)).shape == (1, 8, 8, 10)
 
 
 def test_saved_model_loads_in_safe_mode_in_a_fresh_process(tmp_path):
-    model = build_dsen2cr(features=8, blocks=2)
+    model = build_dsen2cr(features=8, blocks=2, tail_init="he_uniform")
     path = tmp_path / "model.keras"
     model.save(path)
     x = _inputs(3, 256, 256, seed=3)
@@ -113,7 +174,25 @@ def test_saved_model_loads_in_safe_mode_in_a_fresh_process(tmp_path):
 
 
 def test_mixed_precision_build_keeps_the_output_float32():
-    model = build_dsen2cr(features=8, blocks=1, dtype="mixed_float16")
+    model = build_dsen2cr(features=8, blocks=1, dtype="mixed_float16", tail_init="he_uniform")
     assert model.get_layer("block0_conv1").compute_dtype == "float16"
     assert model.get_layer("tail").compute_dtype == "float32"
     assert model(_inputs(1, 16, 16)).dtype == tf.float32
+
+
+def test_the_untrained_default_model_is_the_identity_and_the_seed_init_is_not():
+    """tail_init zeros: output = cloudy input exactly, whatever the SAR; he_uniform (the seed's
+    initialisation) adds a random correction of the order of the input (the colour noise)."""
+    rng = np.random.default_rng(0)
+    inputs = {
+        "optical": rng.uniform(0, 2, (2, 16, 16, 10)).astype("float32"),
+        "sar": rng.uniform(0, 2, (2, 4, 4, 2)).astype("float32"),
+    }
+    identity = build_dsen2cr(features=8, blocks=2)
+    assert identity.get_layer("tail").kernel_initializer.__class__.__name__ == "Zeros"
+    np.testing.assert_array_equal(np.asarray(identity(inputs)), inputs["optical"])
+    seeded = build_dsen2cr(features=8, blocks=2, tail_init="he_uniform")
+    correction = np.asarray(seeded(inputs)) - inputs["optical"]
+    assert np.abs(correction).mean() > 0.05  # model units: 0.01 reflectance
+    with pytest.raises(ValueError, match="tail_init must be one of"):
+        build_dsen2cr(features=8, blocks=1, tail_init="ones")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tml_cloudremoval.evaluation.literature import RunFacts, comparison
 from tml_cloudremoval.models.contract import (
     ModelContract,
     SarNormalisation,
@@ -65,3 +66,14 @@ def test_evaluated_card_goes_to_the_version_folder(tmp_path):
     assert update.text == card_text(CONTRACT, METRICS, version="V1")
     with pytest.raises(ValueError, match="not loaded from a version folder"):
         evaluated_card(TrainedModel(None, CONTRACT), METRICS)
+
+
+def test_card_sets_the_model_next_to_the_published_results():
+    facts = RunFacts(8, 1, True, "carl", 10, "seeded", "seed 42", True, 4)
+    per_image = {"model": {"all": REGION}, "baseline_cloudy_input": {"all": REGION}}
+    card = card_text(CONTRACT, METRICS | {"literature_comparison": comparison(per_image, facts)})
+    figures = card[card.index("Next to the published results") :]
+    assert "| DSen2-CR, this run (CARL, F=8, B=1, 10 bands) | 0.0123 | 0.0200 | 33.98 |" in figures
+    assert "| DSen2-CR, CARL | 0.0290 | 0.0366 | 28.70 | 0.875 | 8.15 |" in figures
+    assert "model size: F=8, B=1 vs F=256, B=16" in figures
+    assert "Next to the published results" not in card_text(CONTRACT, METRICS)

@@ -31,7 +31,7 @@ FP = "0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def network() -> keras.Model:
-    model = build_dsen2cr(4, 1)
+    model = build_dsen2cr(4, 1, tail_init="he_uniform")
     model(dummy_inputs(True))
     return model
 
@@ -224,7 +224,7 @@ LIMITED_SCRIPT = textwrap.dedent(
     from tml_cloudremoval.training.trainer import dummy_inputs
 
     run, what, limit = RunFolder(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    network = build_dsen2cr(4, 1)
+    network = build_dsen2cr(4, 1, tail_init="he_uniform")
     network(dummy_inputs(True))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))

@@ -33,7 +33,7 @@ def _batch(seed: int = 0):
 
 def test_carl_and_l1_losses_match_plain_numpy():
     x, y, pred = _batch()
-    network = build_dsen2cr(4, 1)
+    network = build_dsen2cr(4, 1, tail_init="he_uniform")
     m, target, cloudy = y["mask"], y["target"], x["optical"]
     carl = np.mean((1 - m) * np.abs(pred - cloudy) + m * np.abs(pred - target))
     carl += 0.5 * np.mean(np.abs(pred - target))
@@ -47,7 +47,7 @@ def test_carl_and_l1_losses_match_plain_numpy():
 
 def test_metrics_are_mae_in_reflectance_overall_and_on_covered_pixels():
     x, y, pred = _batch(1)
-    trainer = CloudRemovalTrainer(build_dsen2cr(4, 1))
+    trainer = CloudRemovalTrainer(build_dsen2cr(4, 1, tail_init="he_uniform"))
     logs = trainer.compute_metrics(x, y, pred)
     per_pixel = np.abs(pred - y["target"]).mean(axis=-1) * 0.2  # (B, H, W), reflectance
     mask = y["mask"][..., 0]
@@ -59,7 +59,7 @@ def test_metrics_are_mae_in_reflectance_overall_and_on_covered_pixels():
 
 
 def test_trainer_config_round_trip_and_unknown_loss():
-    network = build_dsen2cr(4, 1)
+    network = build_dsen2cr(4, 1, tail_init="he_uniform")
     trainer = CloudRemovalTrainer(network, "l1", 0.5)
     clone = CloudRemovalTrainer.from_config(trainer.get_config())
     assert clone.loss_name == "l1" and clone.carl_lambda == 0.5
@@ -72,16 +72,16 @@ def test_dummy_inputs_build_a_network_with_and_without_sar():
     with_sar = dummy_inputs(True)
     assert with_sar["optical"].shape == (1, 8, 8, 10) and with_sar["sar"].shape == (1, 2, 2, 2)
     assert set(dummy_inputs(False)) == {"optical"}
-    out = build_dsen2cr(4, 1, include_sar=False)(dummy_inputs(False))
+    out = build_dsen2cr(4, 1, include_sar=False, tail_init="he_uniform")(dummy_inputs(False))
     assert tuple(out.shape) == (1, 8, 8, 10)
 
 
 def test_export_of_a_mixed_precision_network_is_float32():
-    mixed = build_dsen2cr(8, 1, dtype="mixed_float16")
+    mixed = build_dsen2cr(8, 1, dtype="mixed_float16", tail_init="he_uniform")
     product = export_network(mixed, ModelConfig(8, 1))
     assert product is not mixed
     assert {layer.dtype_policy.name for layer in product.layers} == {"float32"}
     for a, b in zip(_weights(mixed), _weights(product), strict=True):
         np.testing.assert_array_equal(a, b)
-    plain = build_dsen2cr(8, 1)
+    plain = build_dsen2cr(8, 1, tail_init="he_uniform")
     assert export_network(plain, ModelConfig(8, 1)) is plain

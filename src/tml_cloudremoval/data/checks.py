@@ -242,7 +242,8 @@ def select_valid_triplets(
 
     Refuses a report about other lists (fingerprints differ). ``on_bad_file="error"``: raise one
     :class:`DataError` listing every bad file and its fault; ``"skip"``: drop the bad triplets
-    (logging how many and which). Raises when a split ends up empty.
+    (logging how many and which). Raises when skipping empties a split (a split listed
+    empty, as the official split may leave one, stays empty).
     """
     if on_bad_file not in ON_BAD_FILE:
         raise DataError(f"on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
@@ -257,7 +258,7 @@ def select_valid_triplets(
         )
     bad_paths = {p["path"] for p in problems}
     out = {split: _without_bad(table, bad_paths, split) for split, table in tables.items()}
-    empty = [s for s, t in out.items() if t.empty]
+    empty = [s for s, t in out.items() if t.empty and not tables[s].empty]
     if empty:
         raise DataError(
             f"split(s) {empty} are empty after skipping bad triplets: "

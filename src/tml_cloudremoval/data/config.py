@@ -16,7 +16,7 @@ from typing import Any, Literal
 from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.config import bounds, from_params
 from tml_cloudremoval.data.errors import DataError
-from tml_cloudremoval.data.splits import check_fractions
+from tml_cloudremoval.data.splits import OFFICIAL, check_fractions
 from tml_cloudremoval.data.synthetic.spectra import SEASONS, season_of
 
 __all__ = [
@@ -49,7 +49,9 @@ class DataConfig:
     root: str = "data/01_raw/sen12mscr_sample"
     file_list: str | None = None
     layout: Literal["auto", "official", "flattened"] = "auto"
-    split: SplitFractions = field(default_factory=SplitFractions)
+    # fractions of the scenes (a seeded split), or "official": the published SEN12MS-CR scene
+    # split (conf/base/sen12mscr_official_split.csv); a file list's own split wins over both
+    split: SplitFractions | Literal["official"] = field(default_factory=SplitFractions)
     seed: int = 42
     on_bad_file: Literal["error", "skip"] = "error"
     cloud_threshold: float = field(default=0.2, metadata=bounds(0.0, 1.0, lo_open=True))
@@ -58,10 +60,11 @@ class DataConfig:
 
     def check(self) -> list[str]:
         faults = [] if self.root else ["root: must name a folder, got ''"]
-        try:
-            check_fractions(asdict(self.split))
-        except DataError as exc:
-            faults.append(f"split: {exc}")
+        if self.split != OFFICIAL:
+            try:
+                check_fractions(asdict(self.split))
+            except DataError as exc:
+                faults.append(f"split: {exc}")
         return faults
 
 

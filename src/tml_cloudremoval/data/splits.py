@@ -1,7 +1,15 @@
 """Scene splits: whole scenes (ROI + season + scene id) go to train, val or test, never patches.
 
 Neighbouring SEN12MS-CR patches overlap in content, so a split by patch would leak test content
-into training. A DSen2-CR file list may bring its own split, which is used as is.
+into training. Three ways to split (``data.split`` and ``data.file_list``):
+
+- fractions of the scenes, drawn with a seed (:func:`split_by_scene`);
+- ``"official"``: the published SEN12MS-CR scene split of SEN12MS-CR-TS / UnCRtainTS (10 test,
+  10 val, 155 train scenes; the table ``conf/base/sen12mscr_official_split.csv``, catalog entry
+  ``sen12mscr_official_split``), matched by exact (ROI + season, scene number)
+  (:func:`split_official`). Scenes it does not list go to train (logged). A split may then be
+  empty on a subset of SEN12MS-CR (logged; its store is written empty);
+- a DSen2-CR file list's own split, used as is (it wins over both).
 """
 
 from __future__ import annotations
@@ -14,12 +22,36 @@ import numpy as np
 import pandas as pd
 
 from tml_cloudremoval.data.errors import DataError
+from tml_cloudremoval.data.layout import sort_key
 
-__all__ = ["SPLITS", "assign_splits", "check_fractions", "split_by_scene", "split_tables"]
+__all__ = [
+    "OFFICIAL",
+    "OFFICIAL_COLUMNS",
+    "SPLITS",
+    "assign_splits",
+    "check_fractions",
+    "official_assignment",
+    "scene_key",
+    "split_by_scene",
+    "split_method",
+    "split_official",
+    "split_tables",
+]
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+OFFICIAL = "official"
+"""The ``data.split`` value that selects the published SEN12MS-CR scene split."""
+
+OFFICIAL_COLUMNS: tuple[str, ...] = ("roi_season", "scene", "split")
+"""Columns of the official split table: ``ROIs1158_spring``, ``106``, ``test``."""
+
+OFFICIAL_SOURCE = "sen12mscr_official_split (conf/base/sen12mscr_official_split.csv)"
+"""Where the official split table comes from, for messages (its catalog entry and file)."""
+
+_LISTED = 10  # scene ids named in a log line, at most
 
 
 def check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
@@ -102,34 +134,140 @@ def _warn_shared_scenes(parts: Mapping[str, pd.DataFrame]) -> None:
         )
 
 
-def split_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def split_tables(table: pd.DataFrame, allow_empty: bool = False) -> dict[str, pd.DataFrame]:
     """``{"train": .., "val": .., "test": ..}`` from a table whose ``split`` column is filled.
 
-    Raises :class:`DataError` naming every empty split and any unknown split value.
+    Raises :class:`DataError` naming any unknown split value and, unless ``allow_empty`` (the
+    official split on a subset of SEN12MS-CR), every empty split.
     """
     unknown = sorted(set(table["split"]) - set(SPLITS))
     if unknown:
         raise DataError(f"unknown split value(s) {unknown} in the triplet table; use {SPLITS}")
     parts = {s: table[table["split"] == s].reset_index(drop=True) for s in SPLITS}
     empty = [s for s, part in parts.items() if part.empty]
-    if empty:
+    if empty and not allow_empty:
         counts = ", ".join(f"{s}: {len(p)}" for s, p in parts.items())
         raise DataError(f"empty split(s) {empty} ({counts} triplets): every split needs triplets")
     _warn_shared_scenes(parts)
     return parts
 
 
+def scene_key(scene_id: str) -> tuple[str, int]:
+    """``"ROIs1970_fall_139"`` -> ``("ROIs1970_fall", 139)``: the key of the official split
+    (the scene number as an integer, -1 where the id ends in no number)."""
+    roi_season, scene = sort_key(scene_id, "")[:2]
+    return roi_season, scene
+
+
+def official_assignment(official: pd.DataFrame) -> dict[tuple[str, int], str]:
+    """The official split table (:data:`OFFICIAL_COLUMNS`, one row per scene) ->
+    ``{(roi_season, scene number): split}``.
+
+    Raises :class:`DataError` naming the table and each fault: a missing column, a scene that is
+    not a whole number, a split other than train/val/test, a scene listed twice.
+    """
+    missing = [c for c in OFFICIAL_COLUMNS if c not in official.columns]
+    if missing:
+        raise DataError(
+            f"{OFFICIAL_SOURCE}: missing column(s) {missing}; expected {list(OFFICIAL_COLUMNS)}"
+        )
+    faults: list[str] = []
+    assignment: dict[tuple[str, int], str] = {}
+    for i, (roi_season, scene, split) in enumerate(
+        official[list(OFFICIAL_COLUMNS)].astype(str).itertuples(index=False), start=2
+    ):
+        if not scene.strip().isdigit():
+            faults.append(f"line {i}: scene {scene!r} is not a whole number")
+        elif split not in SPLITS:
+            faults.append(f"line {i}: split {split!r} is not one of {list(SPLITS)}")
+        elif (key := (roi_season.strip(), int(scene))) in assignment:
+            faults.append(f"line {i}: {key[0]} scene {key[1]} is listed twice")
+        else:
+            assignment[key] = split
+    if faults:
+        raise DataError(f"{OFFICIAL_SOURCE}: " + "; ".join(faults))
+    return assignment
+
+
+def _listing(scene_ids: list[str]) -> str:
+    more = f" and {len(scene_ids) - _LISTED} more" if len(scene_ids) > _LISTED else ""
+    return ", ".join(scene_ids[:_LISTED]) + more
+
+
+def split_official(table: pd.DataFrame, official: pd.DataFrame) -> pd.DataFrame:
+    """Assign scenes by the official split -> a copy of ``table`` with ``split`` filled in.
+
+    A scene (``scene_id``) takes the split of its exact (ROI + season, scene number) row of
+    ``official`` (see :func:`official_assignment`): ``ROIs1970_fall_1`` is never confused with
+    ``ROIs1970_fall_139``. Scenes the table does not list go to train, logged (count and the
+    first ids). Raises :class:`DataError` for an empty triplet table or a bad official table.
+    """
+    assignment = official_assignment(official)
+    if table.empty:
+        raise DataError("no triplets to split: the triplet table is empty")
+    keys = table["scene_id"].map(scene_key)
+    out = table.copy()
+    out["split"] = [assignment.get(key, "train") for key in keys]
+    unlisted = sorted(set(table["scene_id"][~keys.isin(assignment.keys())]), key=scene_key)
+    if unlisted:
+        log.warning(
+            "%d scene(s) not in the official SEN12MS-CR split go to train: %s",
+            len(unlisted),
+            _listing(unlisted),
+        )
+    return out.reset_index(drop=True)
+
+
+def _warn_empty_official(parts: Mapping[str, pd.DataFrame], official: pd.DataFrame) -> None:
+    assignment = official_assignment(official)
+    for split, part in parts.items():
+        if part.empty:
+            expected = [f"{rs}_{n}" for (rs, n), s in sorted(assignment.items()) if s == split]
+            log.warning(
+                "the official split found no %s scene under the data root (it lists %d: %s): "
+                "the %s store will be empty",
+                split,
+                len(expected),
+                _listing(expected),
+                split,
+            )
+
+
+def split_method(split: object, file_list: str | None) -> str:
+    """How a run's splits are made: ``"file_list"`` (a DSen2-CR list's own split wins),
+    ``"official"`` or ``"fractions"`` (``split``: ``data.split``, the fractions in any form or
+    ``"official"``; ``file_list``: ``data.file_list``)."""
+    if file_list:
+        return "file_list"
+    return OFFICIAL if split == OFFICIAL else "fractions"
+
+
+def _has_own_split(table: pd.DataFrame) -> bool:
+    return bool(len(table)) and bool((table["split"].astype(str) != "").all())
+
+
 def assign_splits(
-    table: pd.DataFrame, fractions: Mapping[str, float], seed: int
+    table: pd.DataFrame,
+    split: Mapping[str, float] | str,
+    seed: int,
+    official: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The per-split tables: the table's own split where every row has one (a file list's),
-    else a seeded split by scene with ``fractions``. Raises :class:`DataError` on an empty
-    split."""
-    if len(table) and (table["split"].astype(str) != "").all():
+    else ``split``: fractions of the scenes (a seeded split by scene) or ``"official"`` (the
+    ``official`` table, see :func:`split_official`). Raises :class:`DataError` on an empty split,
+    except with the official split, where an empty split is a logged warning."""
+    if _has_own_split(table):
+        if split == OFFICIAL:
+            log.warning("data.split official is not used: the file list carries its own split")
         log.info("using the split given by the file list")
+        parts = split_tables(table)
+    elif split == OFFICIAL:
+        if official is None:
+            raise ValueError("the official split needs its table (sen12mscr_official_split)")
+        parts = split_tables(split_official(table, official), allow_empty=True)
+        _warn_empty_official(parts, official)
     else:
-        table = split_by_scene(table, fractions, seed)
-    parts = split_tables(table)
+        parts = split_tables(split_by_scene(table, split, seed))  # type: ignore[arg-type]
     log.info(
         "split: %s",
         ", ".join(

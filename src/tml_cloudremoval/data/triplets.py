@@ -3,7 +3,8 @@
 :func:`read_triplet` reads one row of the triplet table (see
 :mod:`tml_cloudremoval.data.discovery`), :func:`prepare_patch` turns it into one patch-store
 sample (TML bands, cloud/shadow mask, SAR at 40 m) and :class:`TripletSamples` is the lazy
-sequence of samples that ``PatchStoreDataset.save`` writes, optionally in worker processes.
+sequence of samples that ``PatchStoreDataset.save`` writes, optionally in worker processes;
+:func:`split_samples` makes one per split, written together.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tml_cloudremoval.data.store_group import FolderGroup
 from tml_cloudremoval.raster import read_header, read_raster
 from tml_cloudremoval.sar import SAR_METHODS, fill_nan_with_channel_mean, sar_to_40m
 
-__all__ = ["TripletSamples", "prepare_patch", "read_triplet", "usable_cores"]
+__all__ = ["TripletSamples", "prepare_patch", "read_triplet", "split_samples", "usable_cores"]
 
 
 def read_triplet(
@@ -120,7 +121,8 @@ class TripletSamples(Sequence):
 
     Every file's pixels are checked while read (a :class:`DataError` names the file and band).
     ``store_group`` / ``store_member``: the stores written together with this one (see
-    ``PatchStoreDataset.save``).
+    ``PatchStoreDataset.save``). ``patch_size``: ``(H, W)`` px of the patches, else read from
+    the first triplet's header; an empty table needs it (its store holds 0 patches of that size).
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class TripletSamples(Sequence):
         min_per_worker: int = 100,
         store_group: FolderGroup | None = None,
         store_member: str | None = None,
+        patch_size: tuple[int, int] | None = None,
     ) -> None:
         if sar_method not in SAR_METHODS:
             raise ValueError(f"unknown sar_method {sar_method!r}; use one of {SAR_METHODS}")
@@ -154,7 +157,7 @@ class TripletSamples(Sequence):
         }
         self.store_group = store_group
         self.store_member = store_member
-        self._size: tuple[int, int] | None = None
+        self._size = None if patch_size is None else (int(patch_size[0]), int(patch_size[1]))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -229,3 +232,32 @@ class TripletSamples(Sequence):
             f"TripletSamples(n={len(self)}, cloud_threshold={self.cloud_threshold}, "
             f"sar_method={self.sar_method!r}, workers={self.workers})"
         )
+
+
+def split_samples(
+    tables: Mapping[str, pd.DataFrame], meta: Mapping[str, Any] | None = None, **settings: Any
+) -> dict[str, TripletSamples]:
+    """One :class:`TripletSamples` per split table (``settings``: its keywords, e.g.
+    ``cloud_threshold``), in one :class:`FolderGroup`: the stores are put in place together, a
+    fault in any replaces none. ``meta`` (how the splits were made) and ``split`` (the split's
+    name) go into every store's ``meta.json``. A split without triplets (the official split on
+    a subset of SEN12MS-CR) becomes a store of 0 patches of the other splits' patch size.
+    """
+    group = FolderGroup(tuple(tables))
+
+    def samples_of(name: str, size: tuple[int, int] | None = None) -> TripletSamples:
+        samples = TripletSamples(
+            tables[name],
+            description=f"{name} patches",
+            store_group=group,
+            store_member=name,
+            patch_size=size,
+            **settings,
+        )
+        samples.meta.update({**(meta or {}), "split": name})
+        return samples
+
+    out = {name: samples_of(name) for name, table in tables.items() if len(table)}
+    size = next(((s.height, s.width) for s in out.values()), None)
+    out |= {name: samples_of(name, size) for name, table in tables.items() if not len(table)}
+    return {name: out[name] for name in tables}

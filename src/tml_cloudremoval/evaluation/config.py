@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tml_cloudremoval.config import bounds, from_params
+from tml_cloudremoval.evaluation.protocol import COVERAGE_BINS_PERCENT, check_coverage_bins
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,15 @@ class EvaluationConfig:
     """... or exactly these store positions (column ``position`` of per_patch_metrics.csv)."""
     override_contract: bool = False
     """Evaluate a test store made with other preprocessing than the model's contract (warning)."""
+    coverage_bins: tuple[float, ...] = field(
+        default=COVERAGE_BINS_PERCENT, metadata=bounds(0.0, 100.0)
+    )
+    """Edges in percent of the cloud-cover bins of the per-image figures: strictly increasing,
+    within [0, 100]; bins [lo, hi), the last [lo, hi]."""
+
+    def check(self) -> list[str]:
+        """Cross-field rules (``from_params`` prefixes the section): the bin edges."""
+        return [f"coverage_bins: {fault}" for fault in check_coverage_bins(self.coverage_bins)]
 
 
 def evaluation_config(params: Mapping[str, Any] | None) -> EvaluationConfig:

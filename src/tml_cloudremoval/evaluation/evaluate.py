@@ -1,9 +1,11 @@
-"""Evaluate a cloud-removal model on a patch store: streaming metrics, per-patch table, examples.
+"""Evaluate a cloud-removal model on a patch store: streaming metrics, per-patch table.
 
 The model sees whole patches (e.g. 256 x 256 px, never a corner crop), a batch at a time, so memory
 depends on the batch size and not on the number of test patches. Metrics are computed on
 reflectance (see :mod:`tml_cloudremoval.evaluation.metrics`) for the model and for the baseline
 "the cloudy input as the prediction", which any useful model must beat on cloud-covered pixels.
+Beside the pooled figures, the per-image protocol of the literature (overall and by cloud cover of
+the patch) comes from the per-patch table (see :mod:`tml_cloudremoval.evaluation.protocol`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pandas as pd
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.errors import ProjectError
+from tml_cloudremoval.evaluation import protocol
 from tml_cloudremoval.evaluation.metrics import (
     METRIC_NAMES,
     REGIONS,
@@ -34,8 +38,8 @@ logger = logging.getLogger(__name__)
 PREDICTORS: tuple[str, ...] = ("model", "baseline_cloudy_input")
 """Keys of metrics.json: the model and the cloudy-input baseline."""
 
-PER_PATCH_PREFIX = {"model": "model", "baseline_cloudy_input": "baseline"}
-PER_PATCH_REGIONS: tuple[str, ...] = ("all", "covered")
+PER_PATCH_PREFIX = protocol.PREFIXES
+PER_PATCH_REGIONS: tuple[str, ...] = REGIONS
 PER_PATCH_SORT = "model_mae_all"
 """The per-patch table is sorted by this column, worst (largest) first."""
 
@@ -43,9 +47,12 @@ DEFINITIONS = {
     "units": "reflectance = DN / 10000, clipped to [0, 1]; PSNR in dB for peak 1; SAM in degrees",
     "regions": "all pixels; covered = cloud or shadow (mask 1); clear = mask 0",
     "aggregation": (
-        "pixels pooled over all patches: MAE = sum|e| / n; RMSE = sqrt(pooled MSE); "
-        "PSNR = 20 log10(1 / RMSE); SAM = mean pixel angle; SSIM = mean of the SSIM map"
+        "model, baseline_cloudy_input: pixels pooled over all patches: MAE = sum|e| / n; "
+        "RMSE = sqrt(pooled MSE); PSNR = 20 log10(1 / RMSE); SAM = mean pixel angle; "
+        "SSIM = mean of the SSIM map"
     ),
+    "per_image": protocol.PER_IMAGE_DEFINITION,
+    "per_image_by_cloud_cover": protocol.BINS_DEFINITION,
     "ssim": (
         "tf.image.ssim, Gaussian window 11 px, sigma 1.5, data range 1, mean over bands; the map "
         f"excludes the {SSIM_BORDER} px patch border; covered/clear SSIM = mean of the map over "
@@ -97,10 +104,13 @@ def predict_dn(model: Any, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> np.ndarr
 
 
 def check_store(store: PatchStore) -> None:
-    """Fail early, naming the store, if it cannot be evaluated."""
+    """Fail early, naming the store, if it cannot be evaluated (:class:`ProjectError`)."""
     where = getattr(store, "path", "patch store")
     if len(store) == 0:
-        raise ValueError(f"{where}: the store holds no patch; nothing to evaluate")
+        why = ""
+        if store.meta.get("split_method") == "official":
+            why = " (data.split is official and no official test scene is under data.root)"
+        raise ProjectError(f"{where}: the store holds no patch{why}; nothing to evaluate")
     bands = list(store.meta.get("bands", TML_BAND_NAMES))
     if bands != list(TML_BAND_NAMES) or store.s2.shape[-1] != len(TML_BAND_NAMES):
         raise ValueError(f"{where}: bands {bands} are not the TML bands {list(TML_BAND_NAMES)}")
@@ -129,17 +139,22 @@ def evaluate_store(
     store: PatchStore,
     batch_size: int = 4,
     band_names: Sequence[str] = TML_BAND_NAMES,
+    coverage_bins: Sequence[float] = protocol.COVERAGE_BINS_PERCENT,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Run ``model`` over every patch of ``store`` and compute the metrics.
 
     Returns ``(metrics, per_patch)``: ``metrics`` is the metrics.json layout
     ({"model": {"all": {...}, "covered": {...} | None, "clear": ..., "per_band_rmse": {...}, ...},
-    "baseline_cloudy_input": {...}, "n_patches": .., ...}); ``per_patch`` has one row per patch
-    (scene_id, patch, cloud cover, model and baseline MAE/RMSE/PSNR/SSIM/SAM over all and covered
-    pixels), worst model MAE first.
+    "baseline_cloudy_input": {...}, "per_image": {...}, "per_image_by_cloud_cover": [...],
+    "n_patches": .., ...}); ``per_patch`` has one row per patch (scene_id, patch, cloud cover,
+    model and baseline MAE/RMSE/PSNR/SSIM/SAM over all, covered and clear pixels), worst model
+    MAE first. ``coverage_bins``: edges in percent (see :mod:`.protocol`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    faults = protocol.check_coverage_bins(coverage_bins)
+    if faults:
+        raise ValueError("coverage_bins: " + "; ".join(faults))
     check_store(store)
     n, h, w = store.s2.shape[:3]
     accumulators = {who: MetricAccumulator(band_names) for who in PREDICTORS}
@@ -155,6 +170,10 @@ def evaluate_store(
     metrics: dict[str, Any] = {
         who: rounded(accumulators[who].result(), JSON_DIGITS) for who in PREDICTORS
     }
+    metrics["per_image"] = rounded(protocol.per_image_summary(per_patch))
+    metrics["coverage_bins_percent"] = [float(e) for e in coverage_bins]
+    metrics["per_image_by_cloud_cover"] = rounded(protocol.by_cloud_cover(per_patch, coverage_bins))
+    n_outside = protocol.outside_bins(per_patch, coverage_bins)
     cover = per_patch["cloud_cover"].to_numpy()
     metrics.update(
         {
@@ -166,7 +185,7 @@ def evaluate_store(
             "n_patches_all_covered": int(np.sum(cover == 1)),
             "bands": list(band_names),
             "definitions": DEFINITIONS,
-            "notes": _notes(metrics),
+            "notes": _notes(metrics) + protocol.protocol_notes(metrics, n_outside),
         }
     )
     return metrics, per_patch
@@ -243,25 +262,37 @@ def _fmt(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def headline(metrics: Mapping[str, Any]) -> str:
-    """A short plain-text table of the main figures, model against the cloudy-input baseline."""
-    lines = [
-        f"Evaluation on {metrics['n_patches']} patches ({metrics['n_pixels']} px, "
-        f"{100 * metrics['cloud_cover']:.1f} % cloud/shadow); reflectance, SAM in degrees",
-        f"{'':10}{'region':9}{'MAE':>8}{'RMSE':>8}{'PSNR':>7}{'SSIM':>7}{'SAM':>7}{'pixels':>10}",
-    ]
+def _headline_rows(figures_of: Mapping[str, Any], count: str, missing: str) -> list[str]:
+    """Rows ``predictor region MAE RMSE PSNR SSIM SAM count`` of {predictor: {region: ..}}."""
+    lines = []
     for region in REGIONS:
         for who in PREDICTORS:
-            v = metrics[who][region]
+            v = figures_of[who][region]
             label = "model" if who == "model" else "baseline"
             if v is None:
-                lines.append(f"{label:10}{region:9}  no pixel")
+                lines.append(f"{label:10}{region:9}  {missing}")
                 continue
             lines.append(
                 f"{label:10}{region:9}{_fmt(v['mae'], 4):>8}{_fmt(v['rmse'], 4):>8}"
                 f"{_fmt(v['psnr'], 2):>7}{_fmt(v['ssim'], 3):>7}{_fmt(v['sam_deg'], 2):>7}"
-                f"{v['n_pixels']:>10}"
+                f"{v[count]:>10}"
             )
+    return lines
+
+
+def headline(metrics: Mapping[str, Any]) -> str:
+    """A short plain-text table of the main figures, model against the cloudy-input baseline:
+    pooled over pixels, then per-image means (the published protocol) when present."""
+    columns = f"{'region':9}{'MAE':>8}{'RMSE':>8}{'PSNR':>7}{'SSIM':>7}{'SAM':>7}"
+    lines = [
+        f"Evaluation on {metrics['n_patches']} patches ({metrics['n_pixels']} px, "
+        f"{100 * metrics['cloud_cover']:.1f} % cloud/shadow); reflectance, SAM in degrees",
+        f"{'pooled':10}{columns}{'pixels':>10}",
+        *_headline_rows(metrics, "n_pixels", "no pixel"),
+    ]
+    if "per_image" in metrics:
+        lines.append(f"{'per image':10}{columns}{'patches':>10}")
+        lines += _headline_rows(metrics["per_image"], "n_patches", "no patch")
     model, base = metrics["model"]["covered"], metrics["baseline_cloudy_input"]["covered"]
     if model is not None and base is not None:
         for key, name in (("mae", "MAE"), ("sam_deg", "SAM")):

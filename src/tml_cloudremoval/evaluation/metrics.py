@@ -25,8 +25,9 @@ Aggregation over many patches pools the pixels: sums of |e|, e^2, angles and SSI
 are accumulated, and the figures are computed once from the totals (MAE = sum |e| / n, RMSE and
 PSNR from the pooled MSE, SSIM = sum of map values / number of map pixels). Every pixel weighs
 the same, so a patch with 10 covered pixels does not count as much as one with 60000. (Papers
-often average per-image PSNR instead; the per-patch figures allow that too.) A region with no
-pixel has no figure: ``None``, never NaN or a division by zero.
+often average per-image figures instead: :mod:`tml_cloudremoval.evaluation.protocol` does, from
+the per-patch figures.) A region with no pixel has no figure: ``None``, never NaN or a division
+by zero.
 """
 
 from __future__ import annotations

@@ -12,11 +12,15 @@ Layout is channels_last. Inputs, all float32 in model units (see ``tml_cloudremo
   (absent when ``include_sar=False``)
 
 Output: (B, H, W, 10) cloud-free estimate, same units as ``"optical"``. H and W may be any multiple
-of 4 and B any batch size: nothing is fixed at build time. The SAR is repeated onto the 10 m grid
-inside the model (``UpSampling2D``, nearest), so training and inference both feed the 40 m SAR the
-TML product carries. Only stock Keras layers are used, so a saved ``.keras`` file loads with
-``safe_mode=True`` and no ``custom_objects``. Its receptive field (75 px for 16 blocks with SAR) is
-read off the graph by :func:`tml_cloudremoval.models.receptive_field.receptive_field`.
+of 4 and B any batch size: nothing is fixed at build time. The SAR is brought onto the 10 m grid
+inside the model (``UpSampling2D``), so training and inference both feed the 40 m SAR the TML
+product carries: ``sar_upsampling="nearest"`` repeats each 40 m pixel over its 4 x 4 block of
+10 m pixels (the seed's model), ``"bilinear"`` interpolates between 40 m pixel centres
+(half-pixel geometry: 40 m pixel i covers 10 m pixels 4i..4i+3, its centre at 4i + 1.5; edges
+clamp), which has no 4 x 4 steps. Only stock Keras layers are used, so a saved ``.keras`` file
+loads with ``safe_mode=True`` and no ``custom_objects``. Its receptive field (75 px for 16 blocks
+with nearest SAR, 79 px with bilinear) is read off the graph by
+:func:`tml_cloudremoval.models.receptive_field.receptive_field`.
 """
 
 from __future__ import annotations
@@ -26,20 +30,43 @@ from keras import layers
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
 
+SAR_UPSAMPLING = ("nearest", "bilinear")
+TAIL_INITIALISERS = ("zeros", "he_uniform")
+"""Initial kernel of the last convolution (``model.tail_init``)."""
+"""Interpolations of the SAR from 40 m onto the 10 m grid (``UpSampling2D``'s names)."""
+
 
 def _conv3x3(
-    filters: int, name: str, dtype: str | None, activation: str | None = None
+    filters: int,
+    name: str,
+    dtype: str | None,
+    activation: str | None = None,
+    initializer: str = "he_uniform",
 ) -> layers.Conv2D:
-    """A 3x3, stride-1, "same"-padded convolution with He-uniform initialisation."""
+    """A 3x3, stride-1, "same"-padded convolution (He-uniform initialisation by default)."""
     return layers.Conv2D(
         filters,
         3,
         padding="same",
         activation=activation,
-        kernel_initializer="he_uniform",
+        kernel_initializer=initializer,
         name=name,
         dtype=dtype,
     )
+
+
+def _inputs(
+    optical_bands: int, sar_bands: int, sar_factor: int, sar_upsampling: str, dtype: str | None
+) -> tuple[dict[str, keras.KerasTensor], keras.KerasTensor]:
+    """The model inputs and their stack on the 10 m grid (optical only when ``sar_bands`` 0)."""
+    optical = keras.Input(shape=(None, None, optical_bands), name="optical")
+    if not sar_bands:
+        return {"optical": optical}, optical
+    sar = keras.Input(shape=(None, None, sar_bands), name="sar")
+    # 40 m -> 10 m: repeat onto the sar_factor x sar_factor block, or interpolate bilinearly.
+    sar_10m = layers.UpSampling2D(sar_factor, interpolation=sar_upsampling, name="sar_to_10m")(sar)
+    stack = layers.Concatenate(axis=-1, name="stack", dtype=dtype)([optical, sar_10m])
+    return {"optical": optical, "sar": sar}, stack
 
 
 def build_dsen2cr(
@@ -47,6 +74,8 @@ def build_dsen2cr(
     blocks: int = 16,
     residual_scale: float = 0.1,
     include_sar: bool = True,
+    sar_upsampling: str = "nearest",
+    tail_init: str = "zeros",
     optical_bands: int = len(TML_BAND_NAMES),
     sar_bands: int = len(S1_BAND_NAMES),
     sar_factor: int = SAR_FACTOR,
@@ -60,6 +89,13 @@ def build_dsen2cr(
         blocks: number B of residual blocks (16).
         residual_scale: factor applied to each block's branch before the add (0.1).
         include_sar: feed SAR; False builds the optical-only ablation (input "optical" only).
+        sar_upsampling: SAR_UPSAMPLING: "nearest" (each 40 m pixel repeated over its 4 x 4
+            block) or "bilinear" (interpolated between 40 m pixel centres); no parameters.
+        tail_init: TAIL_INITIALISERS: initial kernel of the last convolution. "zeros": the
+            untrained network is the identity (output = cloudy input), so training starts from
+            no correction instead of a random one (a random one is high-frequency colour noise
+            the few demo steps never remove: see README, Evaluation). "he_uniform": the
+            seed's initialisation.
         optical_bands: bands of the optical input and of the output (10 TML bands).
         sar_bands: SAR channels (VV, VH).
         sar_factor: 10 m pixels per SAR pixel along each axis (4: SAR at 40 m).
@@ -75,16 +111,13 @@ def build_dsen2cr(
     """
     if features < 1 or blocks < 0:
         raise ValueError(f"features must be >= 1 and blocks >= 0, got {features}, {blocks}")
+    if sar_upsampling not in SAR_UPSAMPLING:
+        raise ValueError(f"sar_upsampling must be one of {SAR_UPSAMPLING}, got {sar_upsampling!r}")
+    if tail_init not in TAIL_INITIALISERS:
+        raise ValueError(f"tail_init must be one of {TAIL_INITIALISERS}, got {tail_init!r}")
 
-    optical = keras.Input(shape=(None, None, optical_bands), name="optical")
-    inputs: dict[str, keras.KerasTensor] = {"optical": optical}
-    x = optical
-    if include_sar:
-        sar = keras.Input(shape=(None, None, sar_bands), name="sar")
-        inputs["sar"] = sar
-        # Nearest-neighbour repeat of each 40 m pixel onto its sar_factor x sar_factor 10 m block.
-        sar_10m = layers.UpSampling2D(sar_factor, interpolation="nearest", name="sar_to_10m")(sar)
-        x = layers.Concatenate(axis=-1, name="stack", dtype=dtype)([optical, sar_10m])
+    inputs, x = _inputs(optical_bands, include_sar and sar_bands, sar_factor, sar_upsampling, dtype)
+    optical = inputs["optical"]
 
     x = _conv3x3(features, "head", dtype, activation="relu")(x)
     for i in range(blocks):
@@ -92,7 +125,7 @@ def build_dsen2cr(
         r = _conv3x3(features, f"block{i}_conv2", dtype)(r)
         r = layers.Rescaling(residual_scale, name=f"block{i}_scale", dtype=dtype)(r)
         x = layers.Add(name=f"block{i}_add", dtype=dtype)([x, r])
-    correction = _conv3x3(optical_bands, "tail", "float32")(x)
+    correction = _conv3x3(optical_bands, "tail", "float32", initializer=tail_init)(x)
     output = layers.Add(name="long_skip", dtype="float32")([optical, correction])
     return keras.Model(inputs=inputs, outputs=output, name=name)
 

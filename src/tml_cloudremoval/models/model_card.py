@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tml_cloudremoval.evaluation.literature import comparison_table
 from tml_cloudremoval.models.contract import ModelContract
 
 CARD_FILE = "MODEL_CARD.md"
@@ -69,7 +70,8 @@ def _pairs(values: Mapping[str, Any]) -> str:
 
 
 def figures_lines(metrics: Mapping[str, Any]) -> list[str]:
-    """The evaluation section: a table of every region, model and cloudy-input baseline."""
+    """The evaluation section: a table of every region, model and cloudy-input baseline (pooled
+    over pixels), then the table next to the published results when ``metrics`` has it."""
     lines = [
         FIGURES_HEADING,
         "",
@@ -88,6 +90,15 @@ def figures_lines(metrics: Mapping[str, Any]) -> list[str]:
                 continue
             cells = " | ".join(_fmt(values.get(name), d) for name, d in _COLUMNS)
             lines.append(f"| {label} | {region} | {cells} |")
+    literature = metrics.get("literature_comparison")
+    if literature is not None:
+        lines += [
+            "",
+            "Next to the published results (this run: per-image means, all pixels; "
+            "more in `data/08_reporting/evaluation_report.md`):",
+            "",
+        ]
+        lines += comparison_table(literature)
     return lines
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.config import ConfigError, bounds, from_params
+from tml_cloudremoval.models.dsen2cr import SAR_UPSAMPLING, TAIL_INITIALISERS
 from tml_cloudremoval.models.losses import LOSSES
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
@@ -30,6 +31,12 @@ IfFinished = Literal["error", "reuse", "overwrite"]
 LossName = Literal[LOSSES]  # type: ignore[valid-type]
 """``carl`` or ``l1`` (``models.losses.LOSSES``)."""
 
+SarUpsampling = Literal[SAR_UPSAMPLING]  # type: ignore[valid-type]
+"""``nearest`` or ``bilinear`` (``models.dsen2cr.SAR_UPSAMPLING``)."""
+
+TailInit = Literal[TAIL_INITIALISERS]  # type: ignore[valid-type]
+"""``zeros`` (the untrained model is the identity) or ``he_uniform`` (the seed's)."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -39,6 +46,8 @@ class ModelConfig:
     blocks: int = field(default=16, metadata=bounds(lo=0))
     residual_scale: float = 0.1
     include_sar: bool = True
+    sar_upsampling: SarUpsampling = "nearest"
+    tail_init: TailInit = "zeros"
 
 
 @dataclass(frozen=True)

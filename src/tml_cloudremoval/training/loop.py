@@ -51,6 +51,7 @@ from tml_cloudremoval.training.summary import (
     run_figures,
     validation_figures,
 )
+from tml_cloudremoval.training.tracking import MlflowEpochMetrics
 from tml_cloudremoval.training.trainer import CloudRemovalTrainer, dummy_inputs, export_network
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,26 @@ class TrainingResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def _why_empty(store: PatchStore) -> str:
+    """Why a store holds no patch, where its ``meta.json`` says (the official split)."""
+    meta = getattr(store, "meta", None) or {}
+    if meta.get("split_method") != "official":
+        return ""
+    return (
+        f": the official SEN12MS-CR split (data.split: official) found no {meta.get('split')} "
+        "scene under data.root"
+    )
+
+
 def check_stores(
     train_store: PatchStore, val_store: PatchStore | None, crop_size: int | None
 ) -> tuple[int, PatchStore | None]:
     """(training crop in px, validation store or None when it is empty); raises before any
     work when the training store is empty or the crop does not fit its patches."""
     if len(train_store) < 1:
-        raise TrainingDataError(f"{train_store.path}: the training store holds no patches")
+        raise TrainingDataError(
+            f"{train_store.path}: the training store holds no patches{_why_empty(train_store)}"
+        )
     crop = crop_size or min(train_store.height, train_store.width)
     if crop > min(train_store.height, train_store.width):
         raise TrainingDataError(
@@ -82,7 +96,11 @@ def check_stores(
             f"{train_store.height}x{train_store.width}"
         )
     if val_store is not None and len(val_store) == 0:
-        log.warning("validation store %s is empty: training without validation", val_store.path)
+        log.warning(
+            "validation store %s is empty%s: training without validation",
+            val_store.path,
+            _why_empty(val_store),
+        )
         val_store = None
     return crop, val_store
 
@@ -181,10 +199,12 @@ def make_callbacks(
     cfg: TrainingConfig,
     chief: bool,
 ) -> list[keras.callbacks.Callback]:
-    """The project's callbacks: stop on NaN, checkpoint each epoch, TensorBoard (chief only)."""
+    """The project's callbacks: stop on NaN, checkpoint each epoch, per-epoch metrics to the
+    active mlflow run and TensorBoard (chief only)."""
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.TerminateOnNaN(raise_error=True),
         EpochCheckpoint(run, state, history, export, chief=chief, keep=cfg.keep_checkpoints),
+        MlflowEpochMetrics(enabled=chief),  # into the active mlflow run, if any
     ]
     if cfg.tensorboard and chief:
         if tensorboard_available():

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
@@ -45,9 +46,19 @@ TRIPLETS = [
 ]
 
 
-def make_tree(root: Path, layout: str = "official") -> Path:
+# official split: test, val, train, not listed (-> train)
+OFFICIAL_TRIPLETS = [
+    ("ROIs1970_fall", 139, 1),
+    ("ROIs1970_fall", 139, 2),
+    ("ROIs1158_spring", 17, 3),
+    ("ROIs1158_spring", 1, 4),
+    ("ROIs0000_nogeo", 0, 5),
+]
+
+
+def make_tree(root: Path, layout: str = "official", triplets=TRIPLETS) -> Path:
     paths_of = official_paths if layout == "official" else flattened_paths
-    for i, (rs, scene, patch) in enumerate(TRIPLETS):
+    for i, (rs, scene, patch) in enumerate(triplets):
         rng = np.random.default_rng(i)
         paths = paths_of(root, rs, scene, patch)
         s2 = rng.integers(100, 3000, (16, 16, 13), dtype=np.uint16)
@@ -66,11 +77,13 @@ def project_params(**overrides) -> dict:
 
 
 def make_catalog(out: Path, data: dict) -> DataCatalog:
-    """The project's data_processing catalog entries with every filepath moved under ``out``."""
+    """The project's data_processing catalog entries with every product's filepath moved under
+    ``out``; the inputs (layer raw: the official split table) stay where the project has them."""
     config = yaml.safe_load(CATALOG_YML.read_text())
     config = {k: v for k, v in config.items() if not k.startswith("_")}
     for entry in config.values():
-        entry["filepath"] = str(out / entry["filepath"])
+        raw = entry["metadata"]["kedro-viz"]["layer"] == "raw"
+        entry["filepath"] = str((PROJECT if raw else out) / entry["filepath"])
     catalog = DataCatalog.from_config(config)
     catalog["params:data"] = MemoryDataset(data)
     return catalog
@@ -225,7 +238,79 @@ def test_empty_root_and_empty_split(tmp_path):
     assert not (tmp_path / "out2/data/05_model_input").exists()
 
 
-def test_file_list_split_is_used(tmp_path):
+def _names(table: pd.DataFrame) -> list[str]:
+    """``scene_id_patch`` of every row, sorted."""
+    return sorted(table["scene_id"] + "_" + table["patch"])
+
+
+def test_official_split_run(tmp_path, caplog):
+    raw = make_tree(tmp_path / "raw", triplets=OFFICIAL_TRIPLETS)
+    catalog = make_catalog(tmp_path / "out", project_params(root=str(raw), split="official"))
+    with caplog.at_level(logging.WARNING):
+        run(catalog)
+    assert "1 scene(s) not in the official SEN12MS-CR split go to train: ROIs0000_nogeo_0" in (
+        caplog.text
+    )
+    expected = {
+        "train": ["ROIs1158_spring_1_p4", "ROIs0000_nogeo_0_p5"],
+        "val": ["ROIs1158_spring_17_p3"],
+        "test": ["ROIs1970_fall_139_p1", "ROIs1970_fall_139_p2"],
+    }
+    for split, names in expected.items():
+        assert _names(catalog.load(f"{split}_triplets")) == sorted(names)
+        store = catalog.load(f"{split}_patches")
+        assert _names(store.index) == sorted(names) and len(store) == len(names)
+        assert store.meta["split_method"] == "official" and store.meta["split"] == split
+    assert catalog.load("sen12mscr_official_split").shape == (175, 3)
+
+
+def test_official_split_leaves_empty_stores_that_load(tmp_path, raw, caplog):
+    """The tree has no official val or test scene: both stores are written empty, with the
+    train store's patch size; training refuses an empty train store, saying why."""
+    from tml_cloudremoval.training.loop import TrainingDataError, check_stores
+
+    catalog = make_catalog(tmp_path / "out", project_params(root=str(raw), split="official"))
+    with caplog.at_level(logging.WARNING):
+        run(catalog)
+    for split in ("val", "test"):
+        assert f"the official split found no {split} scene under the data root" in caplog.text
+        assert catalog.load(f"{split}_triplets").empty
+        store = catalog.load(f"{split}_patches")
+        assert len(store) == 0 and store.s2.shape == (0, 16, 16, 10)
+        assert store.s1.shape == (0, 4, 4, 2) and store.mask.shape == (0, 16, 16)
+        assert list(store.index.columns) == list(TRIPLET_COLUMNS) and store.index.empty
+        assert (store.meta["split"], store.meta["split_method"]) == (split, "official")
+    train = catalog.load("train_patches")
+    assert len(train) == 7
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        crop, val = check_stores(train, catalog.load("val_patches"), None)
+    assert (crop, val) == (16, None)
+    assert (
+        "is empty: the official SEN12MS-CR split (data.split: official) found no val scene "
+        "under data.root: training without validation" in caplog.text
+    )
+    empty = catalog.load("test_patches")
+    with pytest.raises(TrainingDataError) as err:
+        check_stores(empty, None, None)
+    assert str(err.value) == (
+        f"{empty.path}: the training store holds no patches: the official SEN12MS-CR split "
+        "(data.split: official) found no test scene under data.root"
+    )
+    # evaluation refuses the empty official test store with the project's own error, saying why
+    from tml_cloudremoval.errors import ProjectError
+    from tml_cloudremoval.evaluation.evaluate import check_store
+
+    with pytest.raises(ProjectError) as err:
+        check_store(empty)
+    assert str(err.value) == (
+        f"{empty.path}: the store holds no patch (data.split is official and no official test "
+        "scene is under data.root); nothing to evaluate"
+    )
+
+
+@pytest.mark.parametrize("split", [None, "official"])
+def test_file_list_split_is_used(tmp_path, split, caplog):
     root = make_tree(tmp_path / "flat", "flattened")
     rows = [
         ("1", "ROIs1158_spring_1_p30.tif"),
@@ -235,10 +320,14 @@ def test_file_list_split_is_used(tmp_path):
     ]
     file_list = tmp_path / "list.csv"
     file_list.write_text("\n".join(f"{c}, s1, s2_cloudFree, s2_cloudy, {f}" for c, f in rows))
+    over = {} if split is None else {"split": split}
     catalog = make_catalog(
-        tmp_path / "out", project_params(root=str(root), file_list=str(file_list))
+        tmp_path / "out", project_params(root=str(root), file_list=str(file_list), **over)
     )
-    run(catalog)
+    with caplog.at_level(logging.INFO):
+        run(catalog)
+    assert ("data.split official is not used" in caplog.text) == (split == "official")
+    assert catalog.load("train_patches").meta["split_method"] == "file_list"
     assert len(catalog.load("train_patches")) == 2
     assert list(catalog.load("val_triplets")["patch"]) == ["p2"]
     assert list(catalog.load("test_patches").index["scene_id"]) == ["ROIs0000_nogeo_0"]

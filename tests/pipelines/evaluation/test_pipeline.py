@@ -30,9 +30,11 @@ from tml_cloudremoval.pipelines.evaluation import create_pipeline
 PROJECT = Path(__file__).resolve().parents[3]
 CATALOG_YML = PROJECT / "conf" / "base" / "catalog_evaluation.yml"
 PARAMS_YML = PROJECT / "conf" / "base" / "parameters_evaluation.yml"
+DATA_PARAMS_YML = PROJECT / "conf" / "base" / "parameters_data_processing.yml"
 OUTPUTS = {
     "evaluation_metrics": "data/08_reporting/metrics.json",
     "evaluation_per_patch": "data/08_reporting/per_patch_metrics.csv",
+    "evaluation_report": "data/08_reporting/evaluation_report.md",
     "evaluation_examples": "data/08_reporting/evaluation_examples.png",
     "evaluation_band_errors": "data/08_reporting/evaluation_band_errors.png",
     "training_curves": "data/08_reporting/training_curves.png",
@@ -95,6 +97,12 @@ def make_catalog(
         yaml.safe_load(PARAMS_YML.read_text())["evaluation"]
     )
     catalog["training_summary"] = MemoryDataset({"run_dir": "data/run", "history": history})
+    # data.root: a folder the sample generator wrote (the store's index has no file paths)
+    sample_root = out / "sen12mscr_sample"
+    sample_root.mkdir(exist_ok=True)
+    (sample_root / "manifest.json").write_text('{"kind": "sen12mscr", "status": "complete"}')
+    data = yaml.safe_load(DATA_PARAMS_YML.read_text())["data"] | {"root": str(sample_root)}
+    catalog["params:data"] = MemoryDataset(data)
     return catalog
 
 
@@ -107,6 +115,7 @@ def test_nodes_are_named_and_outputs_persisted():
     pipeline = create_pipeline()
     assert {n.name for n in pipeline.nodes} == {
         "evaluate_model",
+        "write_evaluation_report",
         "plot_evaluation_examples",
         "plot_band_errors",
         "plot_training_curves",
@@ -117,6 +126,7 @@ def test_nodes_are_named_and_outputs_persisted():
         "dsen2cr_model",
         "test_patches",
         "params:evaluation",
+        "params:data",
         "training_summary",
     }
 
@@ -152,7 +162,22 @@ def test_pipeline_writes_report(tmp_path, store, caplog):
     assert per_patch.loc[per_patch["patch"] == "p1", "model_mae_covered"].isna().all()
     assert "Headline figures" in caplog.text and "model     covered" in caplog.text
 
+    # the published protocol beside the pooled figures, and the literature next to them
+    per_image = metrics["per_image"]["model"]["covered"]
+    covered_rows = per_patch["model_mae_covered"].dropna()
+    assert per_image["n_patches"] == 3 and per_image["mae"] == pytest.approx(covered_rows.mean())
+    assert [b["n_patches"] for b in metrics["per_image_by_cloud_cover"]] == [1, 0, 0, 2, 0, 1]
+    literature = metrics["literature_comparison"]
+    assert literature["this_run"][0]["mae"] == metrics["per_image"]["model"]["all"]["mae"]
+    differs = literature["published"][0]["differs"]
+    assert "model size: not recorded vs F=256, B=16" in differs  # ModelContract() has no model
+    assert any(d.startswith("data: the synthetic sample, a seeded scene split") for d in differs)
+    report = (tmp_path / OUTPUTS["evaluation_report"]).read_text()
+    assert report.startswith("# Evaluation report") and "## Next to the published results" in report
+    assert "| [10, 30) % | model | no test patch |" in report
+
     card = (tmp_path / MODELS / VERSION / "MODEL_CARD.md").read_text()
+    assert "Next to the published results" in card and "| DSen2-CR, CARL | 0.0290 |" in card
     assert "Bands, in order: B2 B3 B4 B5 B6 B7 B8 B8A B11 B12" in card
     assert "DN clipped to [0, 10000], divided by 2000" in card
     covered_mae = f"{metrics['model']['covered']['mae']:.4f}"

@@ -58,7 +58,7 @@ def make_pair(folder: Path, s2_name: str, s1_name: str, seed: int, x_shift: floa
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(3)
-    return build_dsen2cr(features=8, blocks=1)
+    return build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
 
 
 def catalog_config(out: Path) -> dict:

@@ -16,9 +16,8 @@ import pandas as pd
 
 from tml_cloudremoval.data import checks, discovery, splits
 from tml_cloudremoval.data.config import data_config
-from tml_cloudremoval.data.splits import SPLITS
-from tml_cloudremoval.data.store_group import FolderGroup
-from tml_cloudremoval.data.triplets import TripletSamples
+from tml_cloudremoval.data.splits import OFFICIAL, SPLITS
+from tml_cloudremoval.data.triplets import TripletSamples, split_samples
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +38,16 @@ def build_triplet_table(data: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
-def split_triplets(triplets: pd.DataFrame, data: dict[str, Any]) -> _Tables:
-    """Train/val/test lists: the file list's split where it gives one for every row, else a
-    seeded split by scene with ``data.split`` fractions. Raises on an empty split."""
+def split_triplets(
+    triplets: pd.DataFrame, sen12mscr_official_split: pd.DataFrame, data: dict[str, Any]
+) -> _Tables:
+    """Train/val/test lists: the file list's split where it gives one for every row, else
+    ``data.split``: a seeded split by scene with its fractions, or ``official``: the published
+    SEN12MS-CR scene split (``sen12mscr_official_split``; a split it leaves empty is a warning).
+    Raises on an empty split otherwise."""
     config = data_config(data)
-    parts = splits.assign_splits(triplets, asdict(config.split), config.seed)
+    split = OFFICIAL if config.split == OFFICIAL else asdict(config.split)
+    parts = splits.assign_splits(triplets, split, config.seed, official=sen12mscr_official_split)
     return parts["train"], parts["val"], parts["test"]
 
 
@@ -81,21 +85,16 @@ def build_patch_stores(
 ) -> tuple[TripletSamples, TripletSamples, TripletSamples]:
     """Checked lists -> lazy sample sequences the catalog writes as patch stores (masks with
     ``data.cloud_threshold``, SAR at 40 m with ``data.sar_method``, ``data.workers`` processes),
-    one per split. The three stores are put in place together, after the last is complete: a
-    fault in any split (unusable pixels, a full disk) leaves all three as they were."""
+    one per split (an empty split, which only the official split allows, gives a store of 0
+    patches). The three stores are put in place together, after the last is complete: a fault
+    in any split (unusable pixels, a full disk) leaves all three as they were."""
     config = data_config(data)
     tables = _tables(train_triplets_valid, val_triplets_valid, test_triplets_valid)
-    together = FolderGroup(SPLITS)
-    samples = tuple(
-        TripletSamples(
-            table,
-            cloud_threshold=config.cloud_threshold,
-            sar_method=config.sar_method,
-            description=f"{split} patches",
-            workers=config.workers,
-            store_group=together,
-            store_member=split,
-        )
-        for split, table in tables.items()
+    samples = split_samples(
+        tables,
+        meta={"split_method": splits.split_method(config.split, config.file_list)},
+        cloud_threshold=config.cloud_threshold,
+        sar_method=config.sar_method,
+        workers=config.workers,
     )
-    return samples  # type: ignore[return-value]
+    return samples["train"], samples["val"], samples["test"]

@@ -14,13 +14,14 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """triplets -> split lists -> validation report -> checked lists -> patch stores."""
+    """triplets (+ the official split table) -> split lists -> validation report -> checked
+    lists -> patch stores."""
     return Pipeline(
         [
             Node(build_triplet_table, "params:data", "triplets", name="build_triplet_table"),
             Node(
                 split_triplets,
-                ["triplets", "params:data"],
+                ["triplets", "sen12mscr_official_split", "params:data"],
                 ["train_triplets", "val_triplets", "test_triplets"],
                 name="split_triplets",
             ),

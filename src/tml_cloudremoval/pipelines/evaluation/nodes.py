@@ -9,8 +9,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
+from tml_cloudremoval.data.config import data_config
 from tml_cloudremoval.data.patch_store import PatchStore
-from tml_cloudremoval.evaluation import evaluate, examples, plots
+from tml_cloudremoval.evaluation import evaluate, examples, literature, plots, report
 from tml_cloudremoval.evaluation.config import EvaluationConfig, evaluation_config
 from tml_cloudremoval.models.contract import TrainedModel, check_store
 from tml_cloudremoval.models.model_card import ModelCardUpdate, evaluated_card
@@ -28,12 +29,21 @@ def _checked_model(trained: TrainedModel, store: PatchStore, cfg: EvaluationConf
 
 
 def evaluate_model(
-    model: TrainedModel, test_patches: PatchStore, params: dict[str, Any]
+    model: TrainedModel, test_patches: PatchStore, params: dict[str, Any], data: dict[str, Any]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Metrics over the whole test split (full patches) and the per-patch table; logs a summary."""
+    """Metrics over the whole test split (full patches): pooled, per image, by cloud cover and
+    next to the published results (labelled from the contract, the test store and ``data``);
+    the per-patch table; logs a summary."""
     cfg = evaluation_config(params)
+    data_cfg = data_config(data)
     network = _checked_model(model, test_patches, cfg)
-    metrics, per_patch = evaluate.evaluate_store(network, test_patches, batch_size=cfg.batch_size)
+    metrics, per_patch = evaluate.evaluate_store(
+        network, test_patches, batch_size=cfg.batch_size, coverage_bins=cfg.coverage_bins
+    )
+    facts = literature.run_facts(model.contract, test_patches, data_cfg, data_cfg.root)
+    metrics["literature_comparison"] = evaluate.rounded(
+        literature.comparison(metrics["per_image"], facts)
+    )
     logger.info("Headline figures:\n%s", evaluate.headline(metrics))
     for note in metrics["notes"]:
         logger.warning("Evaluation note: %s", note)
@@ -46,6 +56,11 @@ def plot_examples(model: TrainedModel, test_patches: PatchStore, params: dict[st
     network = _checked_model(model, test_patches, cfg)
     indices = examples.select_examples(test_patches, cfg.n_examples, cfg.example_indices)
     return plots.plot_examples(examples.example_data(network, test_patches, indices))
+
+
+def write_evaluation_report(metrics: dict[str, Any]) -> str:
+    """``evaluation_report.md``: pooled, per-image, by cloud cover and the literature table."""
+    return report.report_markdown(metrics)
 
 
 def update_model_card(model: TrainedModel, metrics: dict[str, Any]) -> ModelCardUpdate:

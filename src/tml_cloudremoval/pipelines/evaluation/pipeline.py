@@ -1,4 +1,4 @@
-"""Evaluation: trained model + test patch store -> metrics.json, per-patch CSV, figures."""
+"""Evaluation: trained model + test patch store -> metrics.json, per-patch CSV, report, figures."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .nodes import (
     plot_examples,
     plot_training_curves,
     update_model_card,
+    write_evaluation_report,
 )
 
 
@@ -19,9 +20,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 evaluate_model,
-                inputs=["dsen2cr_model", "test_patches", "params:evaluation"],
+                inputs=["dsen2cr_model", "test_patches", "params:evaluation", "params:data"],
                 outputs=["evaluation_metrics", "evaluation_per_patch"],
                 name="evaluate_model",
+            ),
+            Node(
+                write_evaluation_report,
+                inputs="evaluation_metrics",
+                outputs="evaluation_report",
+                name="write_evaluation_report",
             ),
             Node(
                 plot_examples,
