@@ -79,25 +79,29 @@ def test_contracts_must_agree_with_the_first(tmp_path):
 def test_members_must_be_of_one_kind():
     from support.aleatoric_model import build_aleatoric_dsen2cr
 
-    plain = build_dsen2cr(features=4, blocks=0)
-    ensemble.check_members({"a": plain, "b": build_dsen2cr(features=4, blocks=1)})
+    plain = build_dsen2cr(features=4, blocks=0, tail_init="he_uniform")
+    ensemble.check_members(
+        {"a": plain, "b": build_dsen2cr(features=4, blocks=1, tail_init="he_uniform")}
+    )
     with pytest.raises(
         ContractError, match=r"like the first \(a: plain, with SAR\): b is aleatoric"
     ):
         ensemble.check_members({"a": plain, "b": build_aleatoric_dsen2cr(features=4, blocks=0)})
-    optical_only = build_dsen2cr(features=4, blocks=0, include_sar=False)
+    optical_only = build_dsen2cr(features=4, blocks=0, include_sar=False, tail_init="he_uniform")
     with pytest.raises(ContractError, match="c has no SAR input"):
         ensemble.check_members({"a": plain, "c": optical_only})
 
 
 def test_plan_reads_contracts_only_and_load_reuses_the_loaded_version(tmp_path):
     root = _saved(tmp_path, {"a": MEAN, "b": MEAN})
-    loaded = TrainedModel(build_dsen2cr(features=4, blocks=0), MEAN, root / "b")
+    loaded = TrainedModel(
+        build_dsen2cr(features=4, blocks=0, tail_init="he_uniform"), MEAN, root / "b"
+    )
     assert ensemble.plan_ensemble(loaded, None) is None
     members = ensemble.plan_ensemble(loaded, "all")  # the model files are empty: none is read
     assert members.versions == ("a", "b") and members.reference.folder == root / "a"
     assert members.reference.contract_source == str(root / "a" / CONTRACT_FILE)
-    other = build_dsen2cr(features=4, blocks=0)
+    other = build_dsen2cr(features=4, blocks=0, tail_init="he_uniform")
     asked = []
 
     def load(folder, version):

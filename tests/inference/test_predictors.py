@@ -79,7 +79,7 @@ def members(model) -> list:
     out = [model]
     for seed in (11, 12):
         keras.utils.set_random_seed(seed)
-        out.append(build_dsen2cr(features=8, blocks=1))
+        out.append(build_dsen2cr(features=8, blocks=1, tail_init="he_uniform"))
     return out
 
 
@@ -115,7 +115,9 @@ def test_parts_of_a_mix_are_refused(model, aleatoric):
     with pytest.raises(ValueError, match="mixes aleatoric and plain"):
         output_parts([model, aleatoric])
     with pytest.raises(ValueError, match="with and without SAR"):
-        output_parts([model, build_dsen2cr(features=4, blocks=0, include_sar=False)])
+        output_parts(
+            [model, build_dsen2cr(features=4, blocks=0, include_sar=False, tail_init="he_uniform")]
+        )
 
 
 def test_std_of_variance_and_split():

@@ -128,7 +128,7 @@ def test_ensemble_scene_writes_mean_and_spread(model, scene, tmp_path, h):
     from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
     keras.utils.set_random_seed(31)
-    second = build_dsen2cr(features=8, blocks=1)
+    second = build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
     facts = predict_scene(
         [model, second], scene["s2"], scene["s1"], scene["out"], cfg(output_dtype="float32")
     )

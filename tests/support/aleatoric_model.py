@@ -24,8 +24,9 @@ from tml_cloudremoval.models.uncertainty import LOG_SCALE_OUTPUT, LOG_SCALE_RANG
 
 
 def build_aleatoric_dsen2cr(**kwargs: Any) -> keras.Model:
-    """``build_dsen2cr(**kwargs)`` with a log-scale head: dict outputs (module docstring)."""
-    plain = build_dsen2cr(**kwargs)
+    """``build_dsen2cr(**kwargs)`` with a log-scale head: dict outputs (module docstring). The
+    tail is random (``tail_init`` he_uniform unless given) so the prediction is not the input."""
+    plain = build_dsen2cr(**{"tail_init": "he_uniform", **kwargs})
     blocks = kwargs.get("blocks", 16)
     trunk = plain.get_layer(f"block{blocks - 1}_add" if blocks else "head").output
     lo, hi = LOG_SCALE_RANGE

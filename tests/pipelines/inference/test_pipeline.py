@@ -312,7 +312,10 @@ def _save_versions(root: Path, models: dict[str, object], contracts: dict | None
 @pytest.fixture(scope="module")
 def members(model) -> dict:
     keras.utils.set_random_seed(8)
-    return {"2026-01-01T00.00.00.000Z": model, "2026-01-02T00.00.00.000Z": build_dsen2cr(8, 1)}
+    return {
+        "2026-01-01T00.00.00.000Z": model,
+        "2026-01-02T00.00.00.000Z": build_dsen2cr(8, 1, tail_init="he_uniform"),
+    }
 
 
 @pytest.mark.parametrize("spec", ["all", "list"])
