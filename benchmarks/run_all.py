@@ -17,6 +17,7 @@ ORDER = (
     "bench_input_pipeline.py",
     "bench_training.py",
     "bench_inference.py",
+    "bench_inference_uncertainty.py",
 )
 
 

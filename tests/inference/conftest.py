@@ -1,7 +1,9 @@
 """Shared scene fixtures for the inference tests: small georeferenced GeoTIFFs and a tiny model.
 
-``helpers`` gives the generators and an independent whole-image reference prediction (built
-without the tiling code), as a namespace: ``helpers.make_optical(...)``, ``helpers.reference``.
+``h`` gives the generators and an independent whole-image reference prediction (built without
+the tiling code), as a namespace: ``h.make_optical(...)``, ``h.reference``, ``h.reference_std``
+(an aleatoric model's standard deviation by hand). ``model``: a tiny DSen2-CR; ``aleatoric``:
+its twin with a log-scale head (``support.aleatoric_model``).
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ def make_sar(height, width, seed=1) -> np.ndarray:
     return np.stack([vv, vh], axis=-1).astype(np.float32)
 
 
-def reference(model, s2_path, s1_path) -> tuple[np.ndarray, np.ndarray]:
-    """Whole-image prediction, built independently of the tiling code: (DN float, valid)."""
+def model_inputs(s2_path, s1_path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The whole scene as model inputs (batch of one), built independently of the reader and
+    the tiling code: ({"optical", "sar"}, valid (H, W))."""
     with rasterio.open(s2_path) as ds:
         data = np.moveaxis(ds.read(), 0, -1)
         nodata, crs, transform = ds.nodata, ds.crs, ds.transform
@@ -71,8 +74,23 @@ def reference(model, s2_path, s1_path) -> tuple[np.ndarray, np.ndarray]:
     else:
         sar = warp_sar_to_grid(s1_path, crs, transform @ Affine.scale(4), h // 4, w // 4)
     sar = normalise_sar(fill_nan_with_channel_mean(sar))
-    pred = model.predict_on_batch({"optical": optical[None], "sar": sar[None]})[0]
+    return {"optical": optical[None], "sar": sar[None]}, valid
+
+
+def reference(model, s2_path, s1_path) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-image prediction, built independently of the tiling code: (DN float, valid)."""
+    inputs, valid = model_inputs(s2_path, s1_path)
+    pred = model.predict_on_batch(inputs)
+    pred = (pred["prediction"] if isinstance(pred, dict) else pred)[0]
     return np.clip(pred * 2000.0, 0, 10000), valid
+
+
+def reference_std(model, s2_path, s1_path) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-image predicted standard deviation of an aleatoric model, in reflectance, by
+    hand: sqrt(2) exp(log_scale) x 2000 / 10000 (float64), and valid."""
+    inputs, valid = model_inputs(s2_path, s1_path)
+    log_scale = model.predict_on_batch(inputs)["log_scale"][0].astype(np.float64)
+    return np.sqrt(2.0) * np.exp(log_scale) * 0.2, valid
 
 
 def read(path) -> tuple[np.ndarray, dict]:
@@ -103,6 +121,8 @@ def h() -> SimpleNamespace:
         make_optical=make_optical,
         make_sar=make_sar,
         reference=reference,
+        reference_std=reference_std,
+        model_inputs=model_inputs,
         read=read,
     )
 
@@ -113,6 +133,15 @@ def model():
 
     keras.utils.set_random_seed(2)
     return build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
+
+
+@pytest.fixture(scope="module")
+def aleatoric(model):
+    """The ``model`` fixture's trunk with a seeded log-scale head (``support.aleatoric_model``):
+    its prediction is ``model``'s."""
+    from support.aleatoric_model import aleatoric_twin
+
+    return aleatoric_twin(model, seed=5, features=8, blocks=1)
 
 
 @pytest.fixture

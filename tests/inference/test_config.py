@@ -35,6 +35,10 @@ def yaml_params() -> dict:
         ({"dn_offset": "bogus"}, r"inference\.dn_offset: expected 'auto' or int"),
         ({"dn_offset": 20000}, r"inference\.dn_offset: must be auto or in \[-10000, 10000\]"),
         ({"allow_l2a": "yes"}, r"inference\.allow_l2a: expected bool"),
+        ({"ensemble": "latest"}, r"inference\.ensemble: expected 'all' or tuple or null"),
+        ({"ensemble": ["v1"]}, r"inference\.ensemble: a list of at least 2 different"),
+        ({"ensemble": ["v1", "v1"]}, r"inference\.ensemble: a list of at least 2 different"),
+        ({"ensemble": ["v1", 3]}, r"inference\.ensemble: expected"),
     ],
 )
 def test_bad_parameters_name_the_key(changes, message):
@@ -51,3 +55,10 @@ def test_all_faults_at_once():
 def test_dn_offset_takes_auto_or_an_int():
     assert inference_config({**yaml_params(), "dn_offset": -1000}).dn_offset == -1000
     assert inference_config(yaml_params()).dn_offset == "auto"
+
+
+def test_ensemble_takes_null_all_or_a_list_of_versions():
+    assert inference_config(yaml_params()).ensemble is None
+    assert inference_config({**yaml_params(), "ensemble": "all"}).ensemble == "all"
+    config = inference_config({**yaml_params(), "ensemble": ["b", "a"]})
+    assert config.ensemble == ("b", "a")  # the order is kept: the first settles the contract

@@ -55,3 +55,16 @@ def test_sink_passes_filled_rows_on():
     y0, values, valid = got["rows"]
     np.testing.assert_allclose(values[0, :, 0], [1.0, 2.0, 3.0])  # w = 0, 0.5, 1
     assert y0 == 0 and valid is None
+
+
+def test_variance_channels_after_the_prediction_scale_by_w_squared():
+    """Uncertainty rows (inference.predictors): the kept input has variance 0, the ramp w^2."""
+    got = {}
+    mask = np.array([[0, 1, 1]], np.uint8)
+    inputs = np.full((1, 3, 2), 1.0, np.float32)
+    sink = CloudFillSink(lambda y0, v, m: got.update(v=v.copy()), lambda y0, n: inputs, mask, 2)
+    rows = np.concatenate([np.full((1, 3, 2), 3.0), np.full((1, 3, 1), 0.04)], -1)
+    sink(0, rows.astype(np.float32), None)
+    np.testing.assert_allclose(got["v"][0, :, 0], [1.0, 2.0, 3.0])  # w = 0, 0.5, 1
+    np.testing.assert_allclose(got["v"][0, :, 2], [0.0, 0.01, 0.04])  # w^2 x variance
+    assert got["v"].shape == (1, 3, 3) and got["v"].dtype == np.float32

@@ -61,20 +61,7 @@ class ModelDataset(AbstractVersionedDataset[TrainedModel, TrainedModel]):
         self.metadata = metadata
 
     def load(self) -> TrainedModel:
-        import keras
-
-        path = Path(self._get_load_path())
-        folder = path.parent
-        model = keras.saving.load_model(path, **self._load_args)
-        if (folder / CONTRACT_FILE).is_file():
-            return TrainedModel(model, read_contract(folder / CONTRACT_FILE), folder)
-        logger.warning(
-            "%s: no %s (saved before models carried one); its preprocessing is unknown and the "
-            "parameters are used as given",
-            folder,
-            CONTRACT_FILE,
-        )
-        return TrainedModel(model, unknown_contract(), folder)
+        return load_trained_model(Path(self._get_load_path()), self._load_args)
 
     def save(self, data: TrainedModel) -> None:
         if not isinstance(data, TrainedModel):
@@ -99,6 +86,31 @@ class ModelDataset(AbstractVersionedDataset[TrainedModel, TrainedModel]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "version": self._version}
+
+
+def load_trained_model(path: Path, load_args: dict[str, Any] | None = None) -> TrainedModel:
+    """The model file ``path`` (``<root>/<version>/<name>.keras``) with the contract beside it
+    (``load_args`` go to ``keras.saving.load_model``; default ``safe_mode=True``)."""
+    import keras
+
+    folder = path.parent
+    model = keras.saving.load_model(path, **{"safe_mode": True, **(load_args or {})})
+    if (folder / CONTRACT_FILE).is_file():
+        return TrainedModel(model, read_contract(folder / CONTRACT_FILE), folder)
+    logger.warning(
+        "%s: no %s (saved before models carried one); its preprocessing is unknown and the "
+        "parameters are used as given",
+        folder,
+        CONTRACT_FILE,
+    )
+    return TrainedModel(model, unknown_contract(), folder)
+
+
+def load_model_version(root: str | Path, version: str) -> TrainedModel:
+    """Version ``version`` of the versioned ModelDataset at ``root`` (Kedro's layout:
+    ``<root>/<version>/<root name>``), as ``load()`` gives it (e.g. an ensemble member)."""
+    root = Path(root)
+    return load_trained_model(root / version / root.name)
 
 
 class ModelCardDataset(AbstractDataset[ModelCardUpdate, dict[str, str]]):

@@ -35,6 +35,8 @@ class InferenceConfig:
     GeoTIFF stack, a ``.SAFE`` folder or zip, or a TML-layout folder. ``dn_offset``: ``"auto"``
     (from the product metadata, else 0) or the offset as metadata states it (-1000: reflectance
     x 10000 = DN - 1000); ``allow_l2a``: run an L2A product (the model was trained on L1C).
+    ``ensemble``: null (one model), ``"all"`` or a list of saved ``dsen2cr_model`` versions
+    (``inference.ensemble``).
     """
 
     s2_path: str = "data/01_raw/tml_scene/s2_cloudy.tif"
@@ -63,6 +65,8 @@ class InferenceConfig:
     # --- inputs users have (issue 11, item 2): radiometry and product level ---
     dn_offset: Literal["auto"] | int = "auto"
     allow_l2a: bool = False
+    # --- uncertainty (issue 15): an ensemble of saved dsen2cr_model versions (inference.ensemble)
+    ensemble: Literal["all"] | tuple[str, ...] | None = None
 
     def check(self) -> list[str]:
         """Cross-field faults ("key: message")."""
@@ -75,6 +79,12 @@ class InferenceConfig:
             faults.append(f"dn_offset: must be auto or in [-10000, 10000], got {self.dn_offset}")
         if not self.optical_suffix:
             faults.append("optical_suffix: must not be empty")
+        if isinstance(self.ensemble, tuple):
+            if len(set(self.ensemble)) < 2 or len(set(self.ensemble)) != len(self.ensemble):
+                faults.append(
+                    "ensemble: a list of at least 2 different dsen2cr_model versions, all or "
+                    f"null; got {list(self.ensemble)}"
+                )
         return faults
 
 

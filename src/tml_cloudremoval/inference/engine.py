@@ -36,6 +36,7 @@ from tml_cloudremoval.inference.planner import (
     tile_weights,
 )
 from tml_cloudremoval.models.receptive_field import receptive_field
+from tml_cloudremoval.models.uncertainty import PREDICTION_OUTPUT
 
 EMIT_ROWS = 128
 """Finished rows are handed on in chunks of this many rows (bounds temporaries)."""
@@ -90,7 +91,10 @@ def sar_of_tile(sar_40m: np.ndarray | None, tile: Tile) -> np.ndarray | None:
 
 
 def keras_predictor(model: Any) -> PredictBatch:
-    """A batch predictor over a Keras model with inputs ``"optical"`` (and ``"sar"``)."""
+    """A batch predictor over a Keras model with inputs ``"optical"`` (and ``"sar"``).
+
+    A model with dict outputs (``models.uncertainty``) gives its ``"prediction"`` alone here;
+    ``inference.predictors`` gives its uncertainty as well."""
     uses_sar = "sar" in [t.name for t in model.inputs]
 
     def predict(optical: np.ndarray, sar: np.ndarray | None) -> np.ndarray:
@@ -99,7 +103,10 @@ def keras_predictor(model: Any) -> PredictBatch:
             if sar is None:
                 raise ValueError("the model takes a 'sar' input but the tiles carry no SAR")
             inputs["sar"] = sar
-        return np.asarray(model.predict_on_batch(inputs), dtype=np.float32)
+        out = model.predict_on_batch(inputs)
+        if isinstance(out, dict):
+            out = out[PREDICTION_OUTPUT]
+        return np.asarray(out, dtype=np.float32)
 
     return predict
 
@@ -265,25 +272,25 @@ class _ArraySink:
         self.out[y0 : y0 + values.shape[0]] = values
 
 
-def predict_array(
-    model: Any,
+def tile_array(
+    predict_batch: PredictBatch,
+    receptive_field_px: int,
     optical: np.ndarray,
-    sar: np.ndarray | None = None,
+    sar: np.ndarray | None,
     *,
+    bands: int,
     tile_size: int,
     overlap: int | None = None,
     batch_size: int = 1,
     progress: bool = False,
 ) -> np.ndarray:
-    """Tiled prediction of an in-memory image (for tests, benchmarks and notebooks).
-
-    ``optical`` (H, W, 10) and ``sar`` (ceil(H/4), ceil(W/4), 2) in model units -> (H, W, 10)
-    float32 model units. Sizes that are not multiples of 4 are padded by edge replication.
-    ``overlap`` None: the smallest seam-free one for the model's receptive field.
-    """
+    """Tiled prediction of an in-memory image by any batch predictor giving ``bands``
+    channels: ``optical`` (H, W, C) and ``sar`` (ceil(H/4), ceil(W/4), 2) in model units ->
+    (H, W, bands) float32 blended rows. Sizes that are not multiples of 4 are padded by edge
+    replication. ``overlap`` None: the smallest seam-free one for ``receptive_field_px``."""
     optical = np.asarray(optical, dtype=np.float32)
-    height, width, bands = optical.shape
-    rf = receptive_field(model)
+    height, width = optical.shape[:2]
+    rf = receptive_field_px
     plan = plan_tiles(
         height, width, tile_size, seam_free_overlap(rf) if overlap is None else overlap, rf
     )
@@ -298,12 +305,36 @@ def predict_array(
     sink = _ArraySink(height, width, bands)
     tiles = _ArrayTiles(np.pad(optical, pad, mode="edge"), sar)
     run_tiled(
-        plan,
-        tiles,
+        plan, tiles, predict_batch, sink, bands=bands, batch_size=batch_size, progress=progress
+    )
+    return sink.out
+
+
+def predict_array(
+    model: Any,
+    optical: np.ndarray,
+    sar: np.ndarray | None = None,
+    *,
+    tile_size: int,
+    overlap: int | None = None,
+    batch_size: int = 1,
+    progress: bool = False,
+) -> np.ndarray:
+    """Tiled prediction of an in-memory image (for tests, benchmarks and notebooks).
+
+    ``optical`` (H, W, 10) and ``sar`` (ceil(H/4), ceil(W/4), 2) in model units -> (H, W, 10)
+    float32 model units. Sizes that are not multiples of 4 are padded by edge replication.
+    ``overlap`` None: the smallest seam-free one for the model's receptive field. (An
+    aleatoric model: its prediction; ``predictors.predict_array_parts`` gives the rest.)
+    """
+    return tile_array(
         keras_predictor(model),
-        sink,
-        bands=bands,
+        receptive_field(model),
+        optical,
+        sar,
+        bands=np.shape(optical)[-1],
+        tile_size=tile_size,
+        overlap=overlap,
         batch_size=batch_size,
         progress=progress,
     )
-    return sink.out

@@ -9,6 +9,12 @@ shows and no clear pixel changes (feather_px 0: w = 1 on the whole mask).
 The ramp of rows y0..y0+n needs the mask ``feather_px`` rows above and below only (a distance
 capped at feather_px cannot see further), so :class:`CloudFillSink` computes it per block of
 emitted rows with that halo: the same weights as on the whole image, whatever the tiling.
+
+Uncertainty (``inference.predictors``): rows may carry, after the C channels of the prediction,
+variances of the prediction (reflectance²). The input is taken as exact (its own noise is not
+modelled), so the variance of input + w (prediction - input) is w² x variance: 0 on every pixel
+the input is kept (the observation itself), the model's full variance w = 1 inside the mask, and
+w² x variance on the ramp; standard deviations follow w.
 Arrays are channels_last (H, W, C), values in model units.
 """
 
@@ -61,6 +67,14 @@ class CloudFillSink:
         return fill_weights(self.mask[lo:hi], self.feather_px)[y0 - lo : y0 - lo + n]
 
     def __call__(self, y0: int, values: np.ndarray, valid: np.ndarray | None) -> None:
+        """Fill rows y0..y0+n: ``values`` (n, W, C + k): the prediction, then k variance
+        channels (module docstring), scaled by w²."""
         n = values.shape[0]
-        filled = blend_clouds(self.read_rows(y0, n), values, self.weights(y0, n))
+        inputs = self.read_rows(y0, n)
+        weights = self.weights(y0, n)
+        bands = inputs.shape[-1]
+        filled = blend_clouds(inputs, values[..., :bands], weights)
+        if values.shape[-1] > bands:
+            variances = values[..., bands:] * np.square(weights)[..., None]
+            filled = np.concatenate([filled, variances.astype(np.float32)], axis=-1)
         self.emit_rows(y0, filled, valid)

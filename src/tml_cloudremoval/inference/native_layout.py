@@ -10,8 +10,10 @@
   origin and CRS, pixel size x 2, ceil(H / 2) x ceil(W / 2) px, each pixel the mean of the valid
   10 m pixels of its 2 x 2 block (nodata where none is valid). SAR is never written.
 
-:func:`scene_output` opens the writer(s) and gives the engine one row sink; each file is written
-atomically (``SceneWriter``); the run facts go into every file.
+:func:`scene_output` opens the writer(s) of every part of the rows (the prediction, and the
+uncertainty rasters of ``inference.predictors``: each follows the same layout, its 20 m file
+holding the square root of the 2 x 2 mean of the variance) and gives the engine one row sink;
+each file is written atomically (``SceneWriter``); the run facts go into every file.
 Arrays are channels_last (H, W, C).
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,7 +30,7 @@ import numpy as np
 from affine import Affine
 
 from tml_cloudremoval.bands import TML_BAND_NAMES, TML_BANDS
-from tml_cloudremoval.inference.writer import BackgroundRowWriter, Grid, SceneWriter
+from tml_cloudremoval.inference.writer import BackgroundRowWriter, Convert, Grid, SceneWriter
 from tml_cloudremoval.normalise import OPTICAL_CLIP_DN, OPTICAL_SCALE
 
 BANDS_10M: tuple[int, ...] = tuple(i for i, b in enumerate(TML_BANDS) if b.resolution_m == 10)
@@ -72,15 +74,19 @@ class _NativeSink:
     """Row sink splitting the 10 bands into the 10 m file and 2 x 2 means into the 20 m file;
     an odd row is held until its pair arrives (or the scene ends)."""
 
-    def __init__(self, rows_10m: Any, rows_20m: Any, height: int) -> None:
+    def __init__(self, rows_10m: Any, rows_20m: Any, height: int, clip: bool = True) -> None:
+        """``clip``: the prediction (model units), averaged as the output DN are, clipped;
+        False: variances (an uncertainty part), averaged as they are."""
         self.rows_10m, self.rows_20m, self.height = rows_10m, rows_20m, height
+        self.clip = clip
         self._held: tuple[np.ndarray, np.ndarray | None] | None = None
 
     def __call__(self, y0: int, values: np.ndarray, valid: np.ndarray | None) -> None:
         self.rows_10m(y0, np.ascontiguousarray(values[..., BANDS_10M]), valid)
-        # the mean of the output DN (clipped as every output pixel), in model units
-        lo, hi = (v / OPTICAL_SCALE for v in OPTICAL_CLIP_DN)
-        values = np.clip(values[..., BANDS_20M], lo, hi)
+        values = values[..., BANDS_20M]
+        if self.clip:  # the mean of the output DN (clipped as every output pixel), model units
+            lo, hi = (v / OPTICAL_SCALE for v in OPTICAL_CLIP_DN)
+            values = np.clip(values, lo, hi)
         if self._held is not None:
             held, held_valid = self._held
             if (held_valid is None) != (valid is None):  # one block without a nodata mask
@@ -96,6 +102,23 @@ class _NativeSink:
             values, valid = values[:-1], None if valid is None else valid[:-1]
         if values.shape[0]:
             self.rows_20m(y0 // 2, *mean_2x2(values, valid))
+
+
+@dataclass(frozen=True)
+class PartOutput:
+    """How one part of the engine's rows (``inference.predictors``) becomes file(s): ``path``
+    (the 10 m or only file), its type, nodata, converter (values, valid) -> rows, and whether the
+    bands carry the DN scale tags (prediction) or ``units`` (uncertainty); ``clip_20m``: clip
+    before the 2 x 2 mean (the prediction); ``tags``: GeoTIFF metadata of the file(s)."""
+
+    path: Path
+    dtype: str
+    nodata: float | None
+    convert: Convert | None = None
+    dn_scale: bool = True
+    units: str | None = None
+    clip_20m: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,32 +144,61 @@ class SceneOutput:
             writer.update_tags(**tags)
 
 
-@contextmanager
-def scene_output(
-    path: str | Path, grid: Grid, config: Any, nodata: float | None
-) -> Iterator[SceneOutput]:
-    """Open the output file(s) of ``config.output_layout`` (module docstring) for ``grid``;
-    ``config``: an ``InferenceConfig`` (output_dtype, compress, output_format). On a clean exit
-    the rows handed to the sink are written and every file renamed into place."""
+class _PartsSink:
+    """Row sink handing each part's 10 channels of the stacked rows to that part's sink."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+
+    def __call__(self, y0: int, values: np.ndarray, valid: np.ndarray | None) -> None:
+        if len(self.sinks) == 1:  # the plain model: the rows as they are
+            self.sinks[0](y0, values, valid)
+            return
+        bands = len(TML_BAND_NAMES)
+        for i, sink in enumerate(self.sinks):
+            sink(y0, values[..., i * bands : (i + 1) * bands], valid)
+
+
+def _open_part(stack: ExitStack, part: PartOutput, grid: Grid, config: Any) -> SceneOutput:
+    """The writer(s) and row sink of one part, in ``config.output_layout``."""
     options = {
-        "dtype": config.output_dtype,
-        "nodata": nodata,
+        "dtype": part.dtype,
+        "nodata": part.nodata,
         "compress": config.compress,
         "output_format": config.output_format,
+        "dn_scale": part.dn_scale,
+        "units": part.units,
+        "tags": part.tags,
     }
+
+    def rows(writer: SceneWriter) -> BackgroundRowWriter:
+        sink = BackgroundRowWriter(writer, part.dtype, part.nodata, part.convert)
+        return stack.enter_context(sink)
+
+    if config.output_layout == "stack_10m":
+        writer = stack.enter_context(SceneWriter(part.path, grid, **options))
+        sink = rows(writer)
+        return SceneOutput([writer], [sink], sink)
+    names = [TML_BAND_NAMES[i] for i in BANDS_10M], [TML_BAND_NAMES[i] for i in BANDS_20M]
+    w10 = stack.enter_context(SceneWriter(part.path, grid, descriptions=names[0], **options))
+    w20 = stack.enter_context(
+        SceneWriter(native_20m_path(part.path), grid_20m(grid), descriptions=names[1], **options)
+    )
+    r10, r20 = rows(w10), rows(w20)
+    return SceneOutput([w10, w20], [r10, r20], _NativeSink(r10, r20, grid.height, part.clip_20m))
+
+
+@contextmanager
+def scene_output(parts: list[PartOutput], grid: Grid, config: Any) -> Iterator[SceneOutput]:
+    """Open the output file(s) of every part (the prediction first) in
+    ``config.output_layout`` (module docstring) for ``grid``; ``config``: an
+    ``InferenceConfig`` (compress, output_format, output_layout). The sink takes rows of
+    10 channels per part. On a clean exit the rows handed over are written and every file
+    renamed into place (the prediction's last); an error before the exit leaves none."""
     with ExitStack() as stack:
-        if config.output_layout == "stack_10m":
-            writer = stack.enter_context(SceneWriter(path, grid, **options))
-            sink = stack.enter_context(BackgroundRowWriter(writer, config.output_dtype, nodata))
-            yield SceneOutput([writer], [sink], sink)
-            return
-        names = [TML_BAND_NAMES[i] for i in BANDS_10M], [TML_BAND_NAMES[i] for i in BANDS_20M]
-        w10 = stack.enter_context(SceneWriter(path, grid, descriptions=names[0], **options))
-        w20 = stack.enter_context(
-            SceneWriter(native_20m_path(path), grid_20m(grid), descriptions=names[1], **options)
+        opened = [_open_part(stack, part, grid, config) for part in parts]
+        yield SceneOutput(
+            [w for o in opened for w in o.writers],
+            [r for o in opened for r in o.row_writers],
+            _PartsSink([o.sink for o in opened]),
         )
-        rows = [
-            stack.enter_context(BackgroundRowWriter(w, config.output_dtype, nodata))
-            for w in (w10, w20)
-        ]
-        yield SceneOutput([w10, w20], rows, _NativeSink(rows[0], rows[1], grid.height))

@@ -1,7 +1,9 @@
 """The inference report: per-scene run facts stored in each product, and the run summary.
 
-The facts of one scene's run (size, tiles, seconds, Mpx/s, SAR coverage) and its provenance
-(source files, tile grid, overlap, receptive field, options) travel with the product: the writer
+The facts of one scene's run (size, tiles, seconds, Mpx/s, SAR coverage), its provenance
+(source files, tile grid, overlap, receptive field, options) and the uncertainty rasters it
+wrote (``uncertainty_path``, ``epistemic_path``, ``uncertainty_units``, the ``ensemble``'s
+versions; null when none) travel with the products (every file of the run): the writer
 stores them as one JSON GeoTIFF metadata tag, ``TML_INFERENCE``. The report is read back from
 the products (:func:`read_run_facts`), so it describes exactly the files in the catalog, and a
 product keeps its provenance wherever it is copied.
@@ -46,8 +48,10 @@ def read_run_facts(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def summarise(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """{scene_id: run facts} -> {"total": {scenes, megapixels, seconds, mpx_per_s}, "scenes":
-    [{"scene_id": id, **facts}]}; Mpx/s of the total is all scene pixels over all seconds."""
+    """{scene_id: run facts} -> {"total": {scenes, megapixels, seconds, mpx_per_s,
+    uncertainty_rasters, epistemic_rasters}, "scenes": [{"scene_id": id, **facts}]}; Mpx/s of
+    the total is all scene pixels over all seconds; the raster counts are the scenes whose
+    facts name an uncertainty / epistemic raster (``uncertainty_path``, ``epistemic_path``)."""
     scenes = [{"scene_id": scene_id, **facts} for scene_id, facts in runs.items()]
     pixels = sum(s["height"] * s["width"] for s in scenes)
     seconds = sum(s["seconds"] for s in scenes)
@@ -56,6 +60,8 @@ def summarise(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "megapixels": round(pixels / 1e6, 6),
         "seconds": round(seconds, 3),
         "mpx_per_s": round(pixels / 1e6 / max(seconds, 1e-9), 6),
+        "uncertainty_rasters": sum(bool(s.get("uncertainty_path")) for s in scenes),
+        "epistemic_rasters": sum(bool(s.get("epistemic_path")) for s in scenes),
     }
     return {"total": total, "scenes": scenes}
 

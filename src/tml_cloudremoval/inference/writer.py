@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -151,8 +151,9 @@ class SceneWriter:
     256 x 256 blocks so that every write covers whole blocks (each compressed block is written
     once). ``tags`` (and :meth:`update_tags` before the exit) become GeoTIFF metadata; every
     band carries scale 1e-4 and offset 0 (reflectance = DN x 1e-4) unless ``dn_scale`` is False
-    (a mask). ``output_format``: "cog"
-    (streamed into a temporary sibling, then copied by the COG driver) or "gtiff".
+    (a mask, an uncertainty raster); ``units`` (e.g. "reflectance") is every band's unit.
+    ``output_format``: "cog" (streamed into a temporary sibling, then copied by the COG driver)
+    or "gtiff".
     """
 
     def __init__(
@@ -167,6 +168,7 @@ class SceneWriter:
         tags: dict[str, str] | None = None,
         output_format: str = "cog",
         dn_scale: bool = True,
+        units: str | None = None,
     ) -> None:
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}: {output_format!r}")
@@ -174,6 +176,7 @@ class SceneWriter:
         self.output_format = output_format
         self._compress = compress
         self._dn_scale = dn_scale
+        self._units = units
         self.height, self.width = like.height, like.width
         self.count = len(descriptions)
         self.dtype = np.dtype(dtype)
@@ -203,6 +206,8 @@ class SceneWriter:
             if self._dn_scale:
                 self._ds.scales = (DN_SCALE,) * self.count
                 self._ds.offsets = (DN_OFFSET,) * self.count
+            if self._units:
+                self._ds.units = (self._units,) * self.count
             self._stack = stack.pop_all()  # closed (then renamed) in __exit__
         return self
 
@@ -285,20 +290,34 @@ class SceneWriter:
         return self._stack.__exit__(exc_type, exc, tb)
 
 
+Convert = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+"""(values (n, w, C), valid (n, w) | None) -> output rows (n, w, C) in the file's type."""
+
+
 class BackgroundRowWriter:
-    """Row sink for the engine: converts rows (:func:`to_output`) and writes them to a
-    :class:`SceneWriter` in a background thread, one chunk in flight (bounded memory).
+    """Row sink for the engine: converts rows (:func:`to_output`, or ``convert``) and writes
+    them to a :class:`SceneWriter` in a background thread, one chunk in flight (bounded memory).
 
     Use as a context manager inside the writer's: on exit the last write has finished (or its
     error is raised), so no write is in flight when the file is closed.
     """
 
-    def __init__(self, writer: SceneWriter, dtype: str, nodata: float | None) -> None:
+    def __init__(
+        self,
+        writer: SceneWriter,
+        dtype: str,
+        nodata: float | None,
+        convert: Convert | None = None,
+    ) -> None:
         self.writer, self.dtype, self.nodata = writer, dtype, nodata
+        self._convert = convert
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scene-writer")
         self._in_flight: Future | None = None
 
     def _write(self, y0: int, values: np.ndarray, valid: np.ndarray | None) -> None:
+        if self._convert is not None:
+            self.writer.write_rows(y0, self._convert(values, valid))
+            return
         self.writer.write_rows(y0, to_output(values, valid, self.dtype, self.nodata))
 
     def wait(self) -> None:

@@ -32,6 +32,8 @@ ENTRIES = {
     "inference_plan",
     "cloud_masks",
     "cloudfree_scenes",
+    "uncertainty_scenes",
+    "epistemic_scenes",
     "scene_quicklooks",
     "inference_report",
 }
@@ -67,10 +69,14 @@ def catalog_config(out: Path) -> dict:
     return config
 
 
+CONTRACT = ModelContract(sar=SarNormalisation(method="mean"), cloud_threshold=0.2)
+
+
 def run(model, params: dict, out: Path, config: dict | None = None) -> DataCatalog:
+    """Run the pipeline on ``model`` (a Keras model, or a loaded TrainedModel)."""
     catalog = DataCatalog.from_config(config or catalog_config(out))
-    contract = ModelContract(sar=SarNormalisation(method="mean"), cloud_threshold=0.2)
-    catalog["dsen2cr_model"] = MemoryDataset(TrainedModel(model, contract), copy_mode="assign")
+    trained = model if isinstance(model, TrainedModel) else TrainedModel(model, CONTRACT)
+    catalog["dsen2cr_model"] = MemoryDataset(trained, copy_mode="assign")
     catalog["params:inference"] = MemoryDataset(params)
     SequentialRunner().run(create_pipeline(), catalog)
     return catalog
@@ -89,12 +95,16 @@ def test_pipeline_nodes_are_named_and_lineage_reaches_the_products():
         "make_scene_quicklooks",
         "report_inference",
     ]
-    assert set(pipe.outputs()) | {"inference_plan", "cloudfree_scenes", "cloud_masks"} == ENTRIES
+    made = {"inference_plan", "cloudfree_scenes", "cloud_masks", "uncertainty_scenes"}
+    assert set(pipe.outputs()) | made | {"epistemic_scenes"} == ENTRIES
     assert pipe.inputs() == {"dsen2cr_model", "params:inference"}
     producer = next(n for n in pipe.nodes if "cloudfree_scenes" in n.outputs)
     assert {"dsen2cr_model", "inference_plan", "cloud_masks"} <= set(producer.inputs)
     users = {n.name for n in pipe.nodes if "cloudfree_scenes" in n.inputs}
     assert users == {"make_scene_quicklooks", "report_inference"}
+    assert {"uncertainty_scenes", "epistemic_scenes"} <= set(producer.outputs)  # one pass
+    quicklooks = next(n for n in pipe.nodes if n.name == "make_scene_quicklooks")
+    assert {"uncertainty_scenes", "epistemic_scenes"} <= set(quicklooks.inputs)
 
 
 def test_single_scene(model, tmp_path):
@@ -249,3 +259,113 @@ def test_native_layout_through_the_pipeline(model, tmp_path):
         assert ds.shape == (32, 36) and ds.transform == TRANSFORM @ Affine.scale(2)
     assert catalog.load("scene_quicklooks")["tml_scene"]().ndim == 3  # RGB of the 10 m file
     assert catalog.load("inference_report")["scenes"][0]["output_layout"] == "native"
+
+
+# --- uncertainty (issue 15) -------------------------------------------------------------------
+
+
+def test_plain_model_writes_no_uncertainty(model, tmp_path):
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
+    catalog = run(model, base_params(s2_path=str(s2), s1_path=str(s1)), tmp_path)
+    report = catalog.load("inference_report")
+    assert report["total"]["uncertainty_rasters"] == report["total"]["epistemic_rasters"] == 0
+    assert report["scenes"][0]["uncertainty_path"] is None
+    assert catalog.load("uncertainty_scenes") == {} and catalog.load("epistemic_scenes") == {}
+
+
+def test_aleatoric_model_writes_the_uncertainty_scene(model, tmp_path):
+    from support.aleatoric_model import aleatoric_twin
+
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
+    aleatoric = aleatoric_twin(model, seed=4, features=8, blocks=1)
+    catalog = run(aleatoric, base_params(s2_path=str(s2), s1_path=str(s1)), tmp_path)
+    path = tmp_path / "data/07_model_output/uncertainty/tml_scene_uncertainty.tif"
+    report = catalog.load("inference_report")
+    assert report["total"]["uncertainty_rasters"] == 1
+    assert report["scenes"][0]["uncertainty_path"] == str(path)
+    std = catalog.load("uncertainty_scenes")["tml_scene"]()
+    assert std.shape == (64, 72, 10) and std.dtype == np.float32
+    assert np.isnan(std[:5]).all() and (std[5:] > 0).all()  # nodata strip
+    from tml_cloudremoval.inference.cog import cog_layout_faults
+
+    assert cog_layout_faults(path) == []
+    look = catalog.load("scene_quicklooks")["tml_scene"]()
+    plain_look = run(model, base_params(s2_path=str(s2), s1_path=str(s1)), tmp_path / "p")
+    assert look.shape[1] > plain_look.load("scene_quicklooks")["tml_scene"]().shape[1]
+
+
+def _save_versions(root: Path, models: dict[str, object], contracts: dict | None = None) -> None:
+    from kedro.io.core import Version
+
+    from tml_cloudremoval.datasets.model_dataset import ModelDataset
+
+    for version, network in models.items():
+        contract = (contracts or {}).get(version, CONTRACT)
+        dataset = ModelDataset(filepath=str(root), version=Version(None, version))
+        dataset.save(TrainedModel(network, contract))
+
+
+@pytest.fixture(scope="module")
+def members(model) -> dict:
+    keras.utils.set_random_seed(8)
+    return {
+        "2026-01-01T00.00.00.000Z": model,
+        "2026-01-02T00.00.00.000Z": build_dsen2cr(8, 1, tail_init="he_uniform"),
+    }
+
+
+@pytest.mark.parametrize("spec", ["all", "list"])
+def test_ensemble_of_saved_versions(members, tmp_path, spec):
+    from tml_cloudremoval.datasets.model_dataset import load_model_version
+
+    root = tmp_path / "models" / "dsen2cr.keras"
+    _save_versions(root, members)
+    versions = list(members)
+    loaded = load_model_version(root, versions[-1])  # as dsen2cr_model loads the latest
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
+    ensemble = "all" if spec == "all" else versions
+    params = base_params(s2_path=str(s2), s1_path=str(s1), ensemble=ensemble)
+    catalog = run(loaded, params, tmp_path)
+    facts = catalog.load("inference_report")["scenes"][0]
+    assert facts["ensemble"] == versions and facts["uncertainty_path"] is None
+    spread = catalog.load("epistemic_scenes")["tml_scene"]()
+    # independent: each member on the whole scene, then numpy over the members
+    with rasterio.open(s2) as ds:
+        optical = np.moveaxis(ds.read(), 0, -1).astype(np.float32) / 2000.0
+    with rasterio.open(s1) as ds:  # on the 40 m grid of the scene already: normalise only
+        from tml_cloudremoval.normalise import normalise_sar
+
+        sar = normalise_sar(np.moveaxis(ds.read(), 0, -1))
+    inputs = {"optical": optical[None], "sar": sar[None]}
+    preds = np.stack([m.predict_on_batch(inputs)[0] for m in members.values()]).astype(float)
+    valid = (optical > 0).all(-1)
+    np.testing.assert_allclose(spread[valid], (preds.std(0) * 0.2)[valid], atol=2e-5, rtol=1e-3)
+    assert np.isnan(spread[~valid]).all()
+    mean_dn = np.clip(np.rint(preds.mean(0) * 2000), 1, 10000)
+    out = catalog.load("cloudfree_scenes")["tml_scene"]()
+    assert np.abs(out[valid].astype(float) - mean_dn[valid]).max() <= 1
+
+
+def test_ensemble_member_with_another_contract_is_refused(members, tmp_path, monkeypatch):
+    from tml_cloudremoval.datasets.model_dataset import load_model_version
+    from tml_cloudremoval.models.contract import ContractError
+
+    root = tmp_path / "models" / "dsen2cr.keras"
+    versions = list(members)
+    power = ModelContract(sar=SarNormalisation(method="linear_power"), cloud_threshold=0.2)
+    _save_versions(root, members, {versions[1]: power})
+    loaded = load_model_version(root, versions[0])
+    folder = tmp_path / "raw" / "tml_scene"
+    folder.mkdir(parents=True)
+    s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
+    monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: pytest.fail("loaded"))
+    params = base_params(s2_path=str(s2), s1_path=str(s1), ensemble="all")
+    with pytest.raises(ContractError, match=rf"{versions[1]}: sar .*'linear_power'"):
+        run(loaded, params, tmp_path)
+    assert not (tmp_path / "data/07_model_output/cloudfree").exists()

@@ -1,8 +1,9 @@
 """Inference: trained model + cloudy TML scene(s) + SAR -> cloud-free GeoTIFF(s) + quicklooks.
 
 Lineage: params:inference -> inference_plan -> cloud_masks; dsen2cr_model + inference_plan +
-cloud_masks -> cloudfree_scenes
--> scene_quicklooks and inference_report. Every output is a catalog dataset
+cloud_masks -> cloudfree_scenes, uncertainty_scenes, epistemic_scenes (one pass per scene; the
+last two only for an aleatoric model / an ensemble) -> scene_quicklooks; cloudfree_scenes ->
+inference_report. Every output is a catalog dataset
 (conf/base/catalog_inference.yml).
 """
 
@@ -38,12 +39,18 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 predict_cloudfree_scenes,
                 inputs=["dsen2cr_model", "inference_plan", "cloud_masks", "params:inference"],
-                outputs="cloudfree_scenes",
+                outputs=["cloudfree_scenes", "uncertainty_scenes", "epistemic_scenes"],
                 name="predict_cloudfree_scenes",
             ),
             Node(
                 make_scene_quicklooks,
-                inputs=["cloudfree_scenes", "inference_plan", "params:inference"],
+                inputs=[
+                    "cloudfree_scenes",
+                    "uncertainty_scenes",
+                    "epistemic_scenes",
+                    "inference_plan",
+                    "params:inference",
+                ],
                 outputs="scene_quicklooks",
                 name="make_scene_quicklooks",
             ),
