@@ -19,6 +19,7 @@ from typing import Any, Literal
 from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.config import ConfigError, bounds, from_params
 from tml_cloudremoval.models.losses import LOSSES
+from tml_cloudremoval.models.uncertainty import Uncertainty
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
 """``none``: default strategy; ``mirrored``: all local GPUs (or logical CPUs); ``multi_worker``:
@@ -39,6 +40,9 @@ class ModelConfig:
     blocks: int = field(default=16, metadata=bounds(lo=0))
     residual_scale: float = 0.1
     include_sar: bool = True
+    uncertainty: Uncertainty = "none"
+    """``none`` (one output) or ``aleatoric`` (a Laplace log-scale head too; trained with the
+    negative log-likelihood form of ``training.loss``, see ``models.losses``)."""
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ def test_pipeline_trains_and_the_catalog_round_trips_model_summary_and_run(tmp_p
         "blocks": 1,
         "residual_scale": 0.1,
         "include_sar": True,
+        "uncertainty": "none",
     }
     assert contract.training["epochs"] == 1 and contract.training["crop_size"] == 16
     assert contract.training_split == split_fingerprint(train_store)

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.data.patch_store import PatchStore
-from tml_cloudremoval.evaluation import evaluate, examples, plots
+from tml_cloudremoval.evaluation import evaluate, examples, plots, plots_uncertainty, uncertainty
 from tml_cloudremoval.evaluation.config import EvaluationConfig, evaluation_config
 from tml_cloudremoval.models.contract import TrainedModel, check_store
 from tml_cloudremoval.models.model_card import ModelCardUpdate, evaluated_card
@@ -46,6 +46,19 @@ def plot_examples(model: TrainedModel, test_patches: PatchStore, params: dict[st
     network = _checked_model(model, test_patches, cfg)
     indices = examples.select_examples(test_patches, cfg.n_examples, cfg.example_indices)
     return plots.plot_examples(examples.example_data(network, test_patches, indices))
+
+
+def evaluate_uncertainty(
+    model: TrainedModel, test_patches: PatchStore, params: dict[str, Any]
+) -> tuple[dict[str, Any], Figure]:
+    """Calibration (UCE, reliability), sparsification (AUSE) and Spearman of the predicted
+    uncertainty on the test split, and their figure; ``{"uncertainty": "none"}`` and a figure
+    saying so for a model without uncertainty."""
+    cfg = evaluation_config(params)
+    network = _checked_model(model, test_patches, cfg)
+    report = uncertainty.evaluate_uncertainty(network, test_patches, batch_size=cfg.batch_size)
+    logger.info("Uncertainty:\n%s", uncertainty.headline(report))
+    return report, plots_uncertainty.plot_uncertainty(report)
 
 
 def update_model_card(model: TrainedModel, metrics: dict[str, Any]) -> ModelCardUpdate:
