@@ -182,6 +182,8 @@ def test_an_evaluation_run_records_every_number_of_metrics_json_and_the_figures(
         "evaluation/metrics.json",
         "evaluation/per_patch_metrics.csv",
         "evaluation/evaluation_report.md",
+        "evaluation/uncertainty.json",
+        "figures/uncertainty.png",
         f"model/{version}/MODEL_CARD.md",
     } == _artifacts(client, run.info.run_id)
     card = mlflow.artifacts.download_artifacts(

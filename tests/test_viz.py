@@ -89,7 +89,7 @@ def test_viz_build(tmp_path):
     # The ablation (its own page): each variant of conf/base, in its modular pipeline, from
     # the shared stores to the comparison.
     ablation = json.loads((copy / "build" / "api" / "pipelines" / "ablation").read_text())
-    for variant in ("reference", "no_sar", "sar_bilinear", "l1", "tail_he_uniform"):
+    for variant in ("reference", "no_sar", "sar_bilinear", "l1", "tail_he_uniform", "aleatoric"):
         path = lineage(ablation, "train_patches", "ablation_comparison", via=variant)
         assert path is not None, f"no path from train_patches through {variant} to the comparison"
         assert "train_model" in path

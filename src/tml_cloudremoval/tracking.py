@@ -60,6 +60,8 @@ ARTIFACT_FOLDERS: dict[str, str] = {
     "evaluation_metrics": "evaluation",
     "evaluation_per_patch": "evaluation",
     "evaluation_report": "evaluation",
+    "evaluation_uncertainty": "evaluation",
+    "evaluation_uncertainty_figure": "figures",
     "ablation_comparison": "ablation",
     "ablation_figure": "ablation",
     "evaluation_examples": "figures",

@@ -227,3 +227,18 @@ def test_example_data(store):
     # RGB = B4, B3, B2: channel 0 is B4 (TML position 2)
     np.testing.assert_allclose(first["target_rgb"][..., 0], store.s2[2][..., 2] / 10000, rtol=1e-6)
     assert first["mae_model"] == pytest.approx(first["mae_baseline"], rel=1e-6)
+
+
+def test_predict_dn_takes_the_prediction_of_a_dict_output_model():
+    plain = tiny_model(scale=0.5, offset=0.1)
+    optical, sar = plain.inputs[0], plain.inputs[1]
+    log_scale = keras.layers.Rescaling(0.0, offset=-3.0, name="log_scale")(optical)
+    aleatoric = keras.Model(
+        {"optical": optical, "sar": sar}, {"prediction": plain.outputs[0], "log_scale": log_scale}
+    )
+    rng = np.random.default_rng(7)
+    cloudy = rng.integers(0, 10000, (2, 8, 8, 10)).astype(np.float32)
+    s1 = rng.uniform(-20, -5, (2, 2, 2, 2)).astype(np.float32)
+    expected = (0.5 * cloudy / 2000 + 0.1) * 2000
+    np.testing.assert_allclose(predict_dn(aleatoric, cloudy, s1), expected, rtol=1e-5)
+    np.testing.assert_allclose(predict_dn(plain, cloudy, s1), expected, rtol=1e-5)

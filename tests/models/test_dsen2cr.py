@@ -1,4 +1,5 @@
-"""DSen2-CR network: parameter count, shapes, long skip, SAR upsampling, saving."""
+"""DSen2-CR network: parameter count, shapes, long skip, SAR upsampling, saving; the aleatoric
+head."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 import tensorflow as tf
 
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr, count_parameters
+from tml_cloudremoval.models.receptive_field import receptive_field
+from tml_cloudremoval.models.uncertainty import LOG_SCALE_OUTPUT, LOG_SCALE_RANGE, PREDICTION_OUTPUT
 
 
 def _inputs(batch: int, h: int, w: int, seed: int = 0, sar: bool = True) -> dict[str, np.ndarray]:
@@ -196,3 +199,95 @@ def test_the_untrained_default_model_is_the_identity_and_the_seed_init_is_not():
     assert np.abs(correction).mean() > 0.05  # model units: 0.01 reflectance
     with pytest.raises(ValueError, match="tail_init must be one of"):
         build_dsen2cr(features=8, blocks=1, tail_init="ones")
+
+
+def test_uncertainty_none_is_todays_model_layer_for_layer():
+    plain, none = (
+        build_dsen2cr(8, 2, tail_init="he_uniform"),
+        build_dsen2cr(8, 2, uncertainty="none", tail_init="he_uniform"),
+    )
+    assert [layer.name for layer in none.layers] == [layer.name for layer in plain.layers]
+    assert none.count_params() == plain.count_params() == count_parameters(8, 2)
+    with pytest.raises(ValueError, match="uncertainty must be one of"):
+        build_dsen2cr(8, 1, uncertainty="epistemic", tail_init="he_uniform")
+
+
+def test_aleatoric_head_costs_one_tail_sized_convolution():
+    f, o = 64, 10
+    head = 9 * f * o + o
+    assert head == 5770
+    model = build_dsen2cr(uncertainty="aleatoric", tail_init="he_uniform")
+    assert model.count_params() == 1_194_442 + head == count_parameters(uncertainty="aleatoric")
+    small = build_dsen2cr(8, 1, include_sar=False, uncertainty="aleatoric", tail_init="he_uniform")
+    assert small.count_params() == count_parameters(
+        8, 1, include_sar=False, uncertainty="aleatoric"
+    )
+    assert small.count_params() - build_dsen2cr(
+        8, 1, include_sar=False, tail_init="he_uniform"
+    ).count_params() == (9 * 8 * 10 + 10)
+
+
+def test_aleatoric_outputs_are_named_float32_and_bounded():
+    model = build_dsen2cr(features=8, blocks=1, uncertainty="aleatoric", tail_init="he_uniform")
+    out = model(_inputs(2, 16, 24))
+    assert set(out) == {PREDICTION_OUTPUT, LOG_SCALE_OUTPUT}
+    for value in out.values():
+        assert tuple(value.shape) == (2, 16, 24, 10) and value.dtype == tf.float32
+    # Saturate the head's sigmoid both ways: log_scale reaches exactly the ends of the range.
+    conv = model.get_layer("log_scale_conv")
+    kernel, bias = conv.get_weights()
+    for sign, end in ((1.0, LOG_SCALE_RANGE[1]), (-1.0, LOG_SCALE_RANGE[0])):
+        conv.set_weights([np.zeros_like(kernel), np.full_like(bias, sign * 50.0)])
+        np.testing.assert_allclose(model(_inputs(1, 8, 8))[LOG_SCALE_OUTPUT], end, atol=1e-5)
+    conv.set_weights([np.zeros_like(kernel), np.zeros_like(bias)])  # sigmoid(0) = 1/2: the middle
+    np.testing.assert_allclose(
+        model(_inputs(1, 8, 8))[LOG_SCALE_OUTPUT], sum(LOG_SCALE_RANGE) / 2, atol=1e-5
+    )
+
+
+def test_aleatoric_prediction_equals_the_plain_model_with_the_same_weights():
+    aleatoric = build_dsen2cr(8, 2, uncertainty="aleatoric", tail_init="he_uniform")
+    plain = build_dsen2cr(8, 2, tail_init="he_uniform")
+    for layer in plain.layers:
+        layer.set_weights(aleatoric.get_layer(layer.name).get_weights())
+    x = _inputs(2, 16, 16, seed=4)
+    np.testing.assert_allclose(aleatoric(x)[PREDICTION_OUTPUT], plain(x), rtol=1e-6, atol=1e-6)
+    assert receptive_field(aleatoric) == receptive_field(plain) == 4 * 2 + 11
+
+
+def test_aleatoric_mixed_precision_keeps_both_outputs_float32():
+    model = build_dsen2cr(
+        8, 1, dtype="mixed_float16", uncertainty="aleatoric", tail_init="he_uniform"
+    )
+    assert model.get_layer("block0_conv1").compute_dtype == "float16"
+    assert model.get_layer("log_scale_conv").compute_dtype == "float32"
+    out = model(_inputs(1, 16, 16))
+    assert {v.dtype for v in out.values()} == {tf.float32}
+
+
+def test_saved_aleatoric_model_loads_in_safe_mode_in_a_fresh_process(tmp_path):
+    model = build_dsen2cr(features=8, blocks=1, uncertainty="aleatoric", tail_init="he_uniform")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    x = _inputs(2, 32, 32, seed=5)
+    np.savez(tmp_path / "x.npz", **x)
+    expected = model.predict(x, verbose=0)
+    np.savez(tmp_path / "expected.npz", **expected)
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras
+        model = keras.saving.load_model({str(path)!r}, safe_mode=True)
+        x = dict(np.load({str(tmp_path / "x.npz")!r}))
+        expected = dict(np.load({str(tmp_path / "expected.npz")!r}))
+        out = model.predict(x, verbose=0)
+        assert sorted(out) == ["log_scale", "prediction"], sorted(out)
+        for name in out:
+            np.testing.assert_allclose(out[name], expected[name], rtol=1e-5, atol=1e-5)
+        print("OK")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("OK")

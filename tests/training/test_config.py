@@ -10,6 +10,7 @@ import yaml
 
 from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.models.losses import LOSSES
+from tml_cloudremoval.models.uncertainty import UNCERTAINTY_KINDS, Uncertainty
 from tml_cloudremoval.training.config import LossName, ModelConfig, TrainingConfig, load_configs
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -76,3 +77,11 @@ def test_every_fault_of_both_sections_in_one_error():
 def test_configs_are_frozen():
     with pytest.raises(AttributeError):
         TrainingConfig().epochs = 3  # type: ignore[misc]
+
+
+def test_model_uncertainty_is_none_or_aleatoric():
+    assert load_configs(None, None)[0].uncertainty == "none"
+    assert load_configs({"uncertainty": "aleatoric"}, None)[0].uncertainty == "aleatoric"
+    assert typing.get_args(Uncertainty) == UNCERTAINTY_KINDS
+    with pytest.raises(ConfigError, match=r"model\.uncertainty"):
+        load_configs({"uncertainty": "epistemic"}, None)

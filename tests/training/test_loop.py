@@ -411,3 +411,41 @@ def test_multi_worker_training_with_two_local_workers(stores, tmp_path):
         "epoch_0002",
     ]
     assert (tmp_path / "run" / "FINISHED.json").is_file()
+
+
+ALEATORIC = {**TINY_MODEL, "uncertainty": "aleatoric"}
+
+
+def test_aleatoric_run_logs_its_std_and_exports_both_outputs(stores, tmp_path):
+    result = _train(stores, tmp_path / "run", model=ALEATORIC, epochs=1)
+    row = result.summary["history"][-1]
+    for key in ("loss", "val_loss", "mae", "val_covered_mae", "std", "val_std"):
+        assert np.isfinite(row[key]), key
+    assert result.summary["model"]["uncertainty"] == "aleatoric"
+    assert result.summary["parameters"] == build_dsen2cr(**ALEATORIC).count_params()
+    x = {
+        "optical": np.random.default_rng(0).uniform(0, 5, (1, 32, 32, 10)).astype(np.float32),
+        "sar": np.ones((1, 8, 8, 2), np.float32),
+    }
+    expected = result.model.predict(x, verbose=0)
+    for path in ("final_model.keras", "checkpoints/epoch_0001/model.keras"):
+        out = keras.saving.load_model(tmp_path / "run" / path, safe_mode=True).predict(x, verbose=0)
+        assert sorted(out) == ["log_scale", "prediction"]
+        for name in out:
+            np.testing.assert_allclose(out[name], expected[name], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_aleatoric_run_resumes_like_an_uninterrupted_run(stores, tmp_path):
+    straight = _train(stores, tmp_path / "straight", model=ALEATORIC)
+    # One epoch, then "interrupted" (no FINISHED.json), then resumed to two: the same weights.
+    run_dir = tmp_path / "resumed"
+    _train(stores, run_dir, model=ALEATORIC, epochs=1)
+    (run_dir / "FINISHED.json").unlink()
+    resumed = _train(stores, run_dir, model=ALEATORIC, epochs=2)
+    assert resumed.summary["resumed_from_epoch"] == 1
+    for a, b in zip(_weights(straight.model), _weights(resumed.model), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    (run_dir / "FINISHED.json").unlink()
+    with pytest.raises(ProjectError, match=r"model.uncertainty: 'aleatoric' -> 'none'"):
+        _train(stores, run_dir, epochs=3)

@@ -85,3 +85,37 @@ def test_export_of_a_mixed_precision_network_is_float32():
         np.testing.assert_array_equal(a, b)
     plain = build_dsen2cr(8, 1, tail_init="he_uniform")
     assert export_network(plain, ModelConfig(8, 1)) is plain
+
+
+def test_aleatoric_network_is_trained_with_the_nll_and_logs_its_std():
+    x, y, pred = _batch(2)
+    log_scale = np.random.default_rng(3).uniform(-4, 0, pred.shape).astype(np.float32)
+    y_pred = {"prediction": pred, "log_scale": log_scale}
+    network = build_dsen2cr(4, 1, uncertainty="aleatoric")
+    m, target, cloudy = y["mask"], y["target"], x["optical"]
+    b = np.exp(log_scale.astype(np.float64))
+    terms = (1 - m) * np.abs(pred - cloudy) + (m + 0.5) * np.abs(pred - target)
+    carl_nll = np.mean(terms + 1.5 * b * log_scale)  # b (terms / b + 1.5 s): beta-NLL, beta 1
+    trainer = CloudRemovalTrainer(network, "carl", 0.5)
+    assert trainer.aleatoric
+    assert float(trainer.compute_loss(x, y, y_pred)) == pytest.approx(carl_nll, rel=1e-5)
+    l1 = CloudRemovalTrainer(network, "l1")
+    l1_nll = np.mean(np.abs(pred - target) + b * log_scale)
+    assert float(l1.compute_loss(x, y, y_pred)) == pytest.approx(l1_nll, rel=1e-5)
+
+    logs = trainer.compute_metrics(x, y, y_pred)
+    assert float(logs["mae"]) == pytest.approx(np.abs(pred - target).mean() * 0.2, rel=1e-5)
+    assert float(logs["std"]) == pytest.approx(np.mean(np.sqrt(2) * b * 0.2), rel=1e-5)
+    assert "std" not in CloudRemovalTrainer(build_dsen2cr(4, 1)).compute_metrics(x, y, pred)
+
+
+def test_aleatoric_trainer_config_round_trip_and_float32_export():
+    network = build_dsen2cr(4, 1, uncertainty="aleatoric")
+    clone = CloudRemovalTrainer.from_config(CloudRemovalTrainer(network).get_config())
+    assert clone.aleatoric and clone.network.count_params() == network.count_params()
+    mixed = build_dsen2cr(8, 1, dtype="mixed_float16", uncertainty="aleatoric")
+    product = export_network(mixed, ModelConfig(8, 1, uncertainty="aleatoric"))
+    assert {layer.dtype_policy.name for layer in product.layers} == {"float32"}
+    assert set(product(dummy_inputs(True))) == {"prediction", "log_scale"}
+    for a, b in zip(_weights(mixed), _weights(product), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -29,6 +29,7 @@ def test_the_default_variants_are_valid_and_in_order():
         "sar_bilinear",
         "l1",
         "tail_he_uniform",
+        "aleatoric",
     ]
     assert cfg.variants == DEFAULT_VARIANTS
 
@@ -69,8 +70,20 @@ def test_the_run_check_sees_a_bad_override_like_any_other_section():
 
 def test_null_drops_a_variant_and_all_null_is_refused():
     variants = {**DEFAULT_VARIANTS, "no_sar": None}
-    assert list(active_variants(variants)) == ["reference", "sar_bilinear", "l1", "tail_he_uniform"]
-    assert variant_names(variants) == ["reference", "sar_bilinear", "l1", "tail_he_uniform"]
+    assert list(active_variants(variants)) == [
+        "reference",
+        "sar_bilinear",
+        "l1",
+        "tail_he_uniform",
+        "aleatoric",
+    ]
+    assert variant_names(variants) == [
+        "reference",
+        "sar_bilinear",
+        "l1",
+        "tail_he_uniform",
+        "aleatoric",
+    ]
     assert "no variant left to run" in _check({"a": None})
 
 

@@ -32,6 +32,7 @@ from tml_cloudremoval.evaluation.metrics import (
     patch_sums,
     to_reflectance,
 )
+from tml_cloudremoval.models.uncertainty import PREDICTION_OUTPUT
 from tml_cloudremoval.normalise import denormalise_optical, normalise_optical, normalise_sar
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,12 @@ def model_input_names(model: Any) -> tuple[str, ...]:
     return tuple(tensor.name for tensor in model.inputs)
 
 
-def predict_dn(model: Any, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> np.ndarray:
-    """Run the model on a batch.
+def model_outputs(model: Any, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the model on a batch: its outputs in model units, by name.
 
     ``cloudy_dn``: (B, H, W, 10) optical DN; ``s1_db``: (B, H/4, W/4, 2) VV, VH in dB.
-    Returns the prediction in DN, float32 (B, H, W, 10), neither clipped nor rounded.
+    A plain model gives ``{"prediction": ...}``; an aleatoric one (``models.uncertainty``) its
+    dict, ``{"prediction", "log_scale"}``, each (B, H, W, 10).
     """
     names = model_input_names(model)
     unknown = set(names) - {"optical", "sar"}
@@ -102,7 +104,17 @@ def predict_dn(model: Any, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> np.ndarr
         raise ValueError(f"model has inputs {names}; expected 'optical' and optionally 'sar'")
     available = {"optical": normalise_optical(cloudy_dn), "sar": normalise_sar(s1_db)}
     inputs = {name: available[name] for name in names}
-    output = np.asarray(model.predict_on_batch(inputs))
+    output = model.predict_on_batch(inputs)
+    if isinstance(output, Mapping):
+        return {name: np.asarray(value) for name, value in output.items()}
+    return {PREDICTION_OUTPUT: np.asarray(output)}
+
+
+def predict_dn(model: Any, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> np.ndarray:
+    """Run the model on a batch (see :func:`model_outputs`): the prediction in DN, float32
+    (B, H, W, 10), neither clipped nor rounded (the ``"prediction"`` of a dict-output model).
+    """
+    output = model_outputs(model, cloudy_dn, s1_db)[PREDICTION_OUTPUT]
     if output.shape != cloudy_dn.shape:
         raise ValueError(
             f"model output shape {output.shape} differs from the optical input {cloudy_dn.shape}"

@@ -21,6 +21,12 @@ clamp), which has no 4 x 4 steps. Only stock Keras layers are used, so a saved `
 loads with ``safe_mode=True`` and no ``custom_objects``. Its receptive field (75 px for 16 blocks
 with nearest SAR, 79 px with bilinear) is read off the graph by
 :func:`tml_cloudremoval.models.receptive_field.receptive_field`.
+
+With ``uncertainty="aleatoric"`` (``model.uncertainty``) a second head reads the same trunk: a
+3x3 convolution of the last block's features to 10 channels, a sigmoid and a ``Rescaling`` onto
+``LOG_SCALE_RANGE``; the output is then the dict ``{"prediction", "log_scale"}`` of
+:mod:`tml_cloudremoval.models.uncertainty` (both float32), at a cost of ``9 F O + O``
+parameters (5,770 for F = 64). ``"none"`` builds the plain model, layer for layer.
 """
 
 from __future__ import annotations
@@ -29,11 +35,17 @@ import keras
 from keras import layers
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
+from tml_cloudremoval.models.uncertainty import (
+    LOG_SCALE_OUTPUT,
+    LOG_SCALE_RANGE,
+    PREDICTION_OUTPUT,
+    UNCERTAINTY_KINDS,
+)
 
 SAR_UPSAMPLING = ("nearest", "bilinear")
+"""Interpolations of the SAR from 40 m onto the 10 m grid (``UpSampling2D``'s names)."""
 TAIL_INITIALISERS = ("zeros", "he_uniform")
 """Initial kernel of the last convolution (``model.tail_init``)."""
-"""Interpolations of the SAR from 40 m onto the 10 m grid (``UpSampling2D``'s names)."""
 
 
 def _conv3x3(
@@ -69,6 +81,30 @@ def _inputs(
     return {"optical": optical, "sar": sar}, stack
 
 
+def _log_scale_head(trunk: keras.KerasTensor, bands: int) -> keras.KerasTensor:
+    """The aleatoric head on the trunk's features: a 3x3 conv to ``bands`` channels, sigmoid,
+    rescaled onto ``LOG_SCALE_RANGE`` (float32, also under mixed precision)."""
+    low, high = LOG_SCALE_RANGE
+    unit = _conv3x3(bands, "log_scale_conv", "float32", activation="sigmoid")(trunk)
+    rescale = layers.Rescaling(high - low, offset=low, name=LOG_SCALE_OUTPUT, dtype="float32")
+    return rescale(unit)
+
+
+def _check_arguments(
+    features: int, blocks: int, sar_upsampling: str, tail_init: str, uncertainty: str
+) -> None:
+    """``ValueError`` naming the first argument of :func:`build_dsen2cr` that is out of range."""
+    if features < 1 or blocks < 0:
+        raise ValueError(f"features must be >= 1 and blocks >= 0, got {features}, {blocks}")
+    for key, value, allowed in (
+        ("sar_upsampling", sar_upsampling, SAR_UPSAMPLING),
+        ("tail_init", tail_init, TAIL_INITIALISERS),
+        ("uncertainty", uncertainty, UNCERTAINTY_KINDS),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+
+
 def build_dsen2cr(
     features: int = 64,
     blocks: int = 16,
@@ -81,6 +117,7 @@ def build_dsen2cr(
     sar_factor: int = SAR_FACTOR,
     dtype: str | None = None,
     name: str = "dsen2cr",
+    uncertainty: str = "none",
 ) -> keras.Model:
     """Build the DSen2-CR network (see the module docstring for inputs and output).
 
@@ -103,18 +140,14 @@ def build_dsen2cr(
             "mixed_float16" while training on a GPU). The last convolution and the long skip
             always compute in float32.
         name: model name.
+        uncertainty: ``"none"`` (one output) or ``"aleatoric"`` (dict outputs, module docstring).
 
     Returns:
         An unbuilt-shape (None, None) functional ``keras.Model``; parameter count
         ``9 (O + S) F + F + B (18 F^2 + 2 F) + 9 F O + O`` with O optical and S SAR bands
-        (1,194,442 for the defaults).
+        (1,194,442 for the defaults), plus ``9 F O + O`` for the aleatoric head.
     """
-    if features < 1 or blocks < 0:
-        raise ValueError(f"features must be >= 1 and blocks >= 0, got {features}, {blocks}")
-    if sar_upsampling not in SAR_UPSAMPLING:
-        raise ValueError(f"sar_upsampling must be one of {SAR_UPSAMPLING}, got {sar_upsampling!r}")
-    if tail_init not in TAIL_INITIALISERS:
-        raise ValueError(f"tail_init must be one of {TAIL_INITIALISERS}, got {tail_init!r}")
+    _check_arguments(features, blocks, sar_upsampling, tail_init, uncertainty)
 
     inputs, x = _inputs(optical_bands, include_sar and sar_bands, sar_factor, sar_upsampling, dtype)
     optical = inputs["optical"]
@@ -127,7 +160,10 @@ def build_dsen2cr(
         x = layers.Add(name=f"block{i}_add", dtype=dtype)([x, r])
     correction = _conv3x3(optical_bands, "tail", "float32", initializer=tail_init)(x)
     output = layers.Add(name="long_skip", dtype="float32")([optical, correction])
-    return keras.Model(inputs=inputs, outputs=output, name=name)
+    if uncertainty == "none":
+        return keras.Model(inputs=inputs, outputs=output, name=name)
+    outputs = {PREDICTION_OUTPUT: output, LOG_SCALE_OUTPUT: _log_scale_head(x, optical_bands)}
+    return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
 
 def count_parameters(
@@ -136,10 +172,13 @@ def count_parameters(
     include_sar: bool = True,
     optical_bands: int = len(TML_BAND_NAMES),
     sar_bands: int = len(S1_BAND_NAMES),
+    uncertainty: str = "none",
 ) -> int:
-    """Parameter count of ``build_dsen2cr`` from the layer shapes (3x3 kernels plus biases)."""
+    """Parameter count of ``build_dsen2cr`` from the layer shapes (3x3 kernels plus biases);
+    the aleatoric log-scale head adds one more convolution of the tail's shape."""
     c_in = optical_bands + (sar_bands if include_sar else 0)
     head = 9 * c_in * features + features
     block = 2 * (9 * features * features + features)
     tail = 9 * features * optical_bands + optical_bands
-    return head + blocks * block + tail
+    heads = 2 if uncertainty == "aleatoric" else 1
+    return head + blocks * block + heads * tail

@@ -14,11 +14,41 @@ towards the cloud-free target, and the lambda term regularises everything toward
 
 The ``*_per_sample`` forms return one value per batch element (B,); their mean over the batch
 equals the scalar form (all samples of a batch have the same H, W and C).
+
+An aleatoric model (``model.uncertainty: aleatoric``) also predicts s = log b (B, H, W, C), the
+log-scale of a Laplace distribution of the true value around P (b in model units, see
+``models.uncertainty``). It is trained with the negative log-likelihood form of the same loss,
+each absolute difference |P - y| replaced by the Laplace NLL |P - y| / b + log b (the constant
+log 2 left out). For CARL, since the weights (1 - M) + M + lambda sum to 1 + lambda, per value
+
+    nll = [C |P - I| + M |P - T| + lambda |P - T|] / b + (1 + lambda) log b
+
+and for L1 nll = |P - T| / b + log b. Laplace and not Gaussian because CARL is an L1 loss: at a
+constant b the NLL is CARL / b + const, so the prediction keeps CARL's median-seeking
+behaviour, and the b that minimises it at a pixel is the weighted mean absolute difference
+[C |P - I| + ...] / (1 + lambda), the maximum-likelihood Laplace scale. Clear pixels are still
+pulled towards the input, covered ones and the lambda term towards the target.
+
+Each value's NLL is weighted by sg(b)^beta (beta-NLL, Seitzer et al. 2022, "On the pitfalls of
+heteroscedastic uncertainty estimation", ICLR; sg = stop-gradient, so the weight changes the
+gradients, not the optimum): CARL-NLL = mean(sg(b)^beta nll). The plain NLL (beta = 0) divides
+the prediction's gradient by b, so wherever the head predicts a large b the prediction stops
+learning: on the demo settings (F 32, B 6, 12 epochs, sample data) the test covered MAE was
+0.105 against 0.043 for plain CARL. With ``NLL_BETA`` = 1 the prediction's gradient is CARL's
+own, sign(P - y) times its weight, and the scale keeps the NLL's optimum (gradient (1 + lambda) b
+- [C |P - I| + ...] for s): covered MAE 0.045, UCE 0.003 (beta 0.5: 0.053, UCE 0.011). The
+value is then CARL + (1 + lambda) mean(b log b) (L1: mean(|P - T| + b log b)).
+
+``training.loss`` keeps its names (carl | l1): the model's ``uncertainty`` picks the plain or the
+NLL form, so no invalid pairing (a plain model with an NLL, a head with no gradient) exists.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+NLL_BETA = 1.0
+"""beta of the beta-NLL weight sg(b)^beta of the aleatoric losses (module docstring)."""
 
 
 def _mask_like(mask: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
@@ -56,6 +86,47 @@ def carl_loss(
 ) -> tf.Tensor:
     """Scalar CARL: mean(C |P - I| + M |P - T|) + lambda mean(|P - T|), C = 1 - M."""
     return tf.reduce_mean(carl_per_sample(target, cloudy, mask, prediction, lambda_))
+
+
+def _weighted(nll: tf.Tensor, log_scale: tf.Tensor, beta: float) -> tf.Tensor:
+    """``nll`` x sg(b)^beta, averaged over all but the batch axis: shape (B,)."""
+    if beta:
+        nll = nll * tf.stop_gradient(tf.exp(beta * log_scale))
+    return tf.reduce_mean(nll, axis=tf.range(1, tf.rank(nll)))
+
+
+def carl_nll_per_sample(
+    target: tf.Tensor,
+    cloudy: tf.Tensor,
+    mask: tf.Tensor,
+    prediction: tf.Tensor,
+    log_scale: tf.Tensor,
+    lambda_: float = 1.0,
+    beta: float = NLL_BETA,
+) -> tf.Tensor:
+    """Laplace (beta-)NLL form of CARL of each sample, shape (B,): mean over H, W, C of
+    ``sg(b)^beta ([C |P - I| + M |P - T| + lambda |P - T|] exp(-s) + (1 + lambda) s)``,
+    s = ``log_scale`` (B, H, W, C) = log b, b in model units."""
+    prediction = tf.cast(prediction, tf.float32)
+    target = tf.cast(target, tf.float32)
+    cloudy = tf.cast(cloudy, tf.float32)
+    log_scale = tf.cast(log_scale, tf.float32)
+    m = _mask_like(mask, prediction)
+    to_target = tf.abs(prediction - target)
+    to_cloudy = tf.abs(prediction - cloudy)
+    terms = (1.0 - m) * to_cloudy + m * to_target + lambda_ * to_target
+    nll = terms * tf.exp(-log_scale) + (1.0 + lambda_) * log_scale
+    return _weighted(nll, log_scale, beta)
+
+
+def l1_nll_per_sample(
+    target: tf.Tensor, prediction: tf.Tensor, log_scale: tf.Tensor, beta: float = NLL_BETA
+) -> tf.Tensor:
+    """Laplace (beta-)NLL of each sample, shape (B,): mean over H, W, C of
+    ``sg(b)^beta (|P - T| exp(-s) + s)``."""
+    log_scale = tf.cast(log_scale, tf.float32)
+    diff = tf.abs(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32))
+    return _weighted(diff * tf.exp(-log_scale) + log_scale, log_scale, beta)
 
 
 def l1_per_sample(target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:

@@ -19,7 +19,8 @@ that is ``sqrt(2) exp(log_scale) * OPTICAL_SCALE / REFLECTANCE_SCALE``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,9 +30,11 @@ __all__ = [
     "LOG_SCALE_OUTPUT",
     "LOG_SCALE_RANGE",
     "PREDICTION_OUTPUT",
+    "STD_FACTOR",
     "UNCERTAINTY_KINDS",
     "Uncertainty",
     "std_reflectance",
+    "uncertainty_of",
 ]
 
 Uncertainty = Literal["none", "aleatoric"]
@@ -51,8 +54,18 @@ i.e. a standard deviation from 3.5e-5 to 2.1 in reflectance."""
 
 _STD_FACTOR = math.sqrt(2.0) * OPTICAL_SCALE / REFLECTANCE_SCALE
 
+STD_FACTOR = _STD_FACTOR
+"""b (model units) -> Laplace standard deviation sqrt(2) b in reflectance: sqrt(2) x 0.2."""
+
 
 def std_reflectance(log_scale: np.ndarray) -> np.ndarray:
     """Predicted standard deviation in reflectance (DN / 10000) from ``log_scale`` (any shape),
     float32: ``sqrt(2) exp(log_scale) * 2000 / 10000``."""
     return (np.exp(np.asarray(log_scale, dtype=np.float64)) * _STD_FACTOR).astype(np.float32)
+
+
+def uncertainty_of(model: Any) -> Uncertainty:
+    """``"aleatoric"`` for a functional model whose output is a dict holding ``"log_scale"``
+    (read off ``model.output``, nothing is run), else ``"none"``."""
+    output = getattr(model, "output", None)
+    return "aleatoric" if isinstance(output, Mapping) and LOG_SCALE_OUTPUT in output else "none"

@@ -20,6 +20,7 @@ from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.config import ConfigError, bounds, from_params
 from tml_cloudremoval.models.dsen2cr import SAR_UPSAMPLING, TAIL_INITIALISERS
 from tml_cloudremoval.models.losses import LOSSES
+from tml_cloudremoval.models.uncertainty import Uncertainty
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
 """``none``: default strategy; ``mirrored``: all local GPUs (or logical CPUs); ``multi_worker``:
@@ -48,6 +49,9 @@ class ModelConfig:
     include_sar: bool = True
     sar_upsampling: SarUpsampling = "nearest"
     tail_init: TailInit = "zeros"
+    uncertainty: Uncertainty = "none"
+    """``none`` (one output) or ``aleatoric`` (a Laplace log-scale head too; trained with the
+    negative log-likelihood form of ``training.loss``, see ``models.losses``)."""
 
 
 @dataclass(frozen=True)

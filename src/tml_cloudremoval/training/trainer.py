@@ -8,6 +8,11 @@ channels and nothing fixed to a batch size (the original appended the cloudy inp
 batch-sized zero tensor to the output). Only the inner functional network is the product: it is
 what ``training.loop.train`` returns and what the catalog saves (``export_network``); the
 wrapper exists only while training.
+
+An aleatoric network (dict outputs ``{"prediction", "log_scale"}``, ``models.uncertainty``) is
+trained with the Laplace beta-NLL form of the same loss (``losses.carl_nll_per_sample`` or
+``l1_nll_per_sample``, beta ``losses.NLL_BETA``); its metrics are those of ``"prediction"``
+plus ``std``, the mean predicted standard deviation in reflectance.
 """
 
 from __future__ import annotations
@@ -20,7 +25,19 @@ import tensorflow as tf
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
-from tml_cloudremoval.models.losses import LOSSES, carl_per_sample, l1_per_sample
+from tml_cloudremoval.models.losses import (
+    LOSSES,
+    carl_nll_per_sample,
+    carl_per_sample,
+    l1_nll_per_sample,
+    l1_per_sample,
+)
+from tml_cloudremoval.models.uncertainty import (
+    LOG_SCALE_OUTPUT,
+    PREDICTION_OUTPUT,
+    STD_FACTOR,
+    uncertainty_of,
+)
 from tml_cloudremoval.normalise import OPTICAL_SCALE, REFLECTANCE_SCALE
 from tml_cloudremoval.training.config import ModelConfig
 
@@ -51,17 +68,27 @@ class CloudRemovalTrainer(keras.Model):
         self.carl_lambda = float(carl_lambda)
         self.mae_tracker = keras.metrics.Mean(name="mae")
         self.covered_mae_tracker = keras.metrics.Mean(name="covered_mae")
+        self.aleatoric = uncertainty_of(network) == "aleatoric"
+        if self.aleatoric:
+            self.std_tracker = keras.metrics.Mean(name="std")
 
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if self.loss_name == "carl":
-            per_sample = carl_per_sample(
-                y["target"], x["optical"], y["mask"], y_pred, self.carl_lambda
-            )
+        target, mask = y["target"], y["mask"]
+        if self.aleatoric:
+            prediction, log_scale = y_pred[PREDICTION_OUTPUT], y_pred[LOG_SCALE_OUTPUT]
+            if self.loss_name == "carl":
+                per_sample = carl_nll_per_sample(
+                    target, x["optical"], mask, prediction, log_scale, self.carl_lambda
+                )
+            else:
+                per_sample = l1_nll_per_sample(target, prediction, log_scale)
+        elif self.loss_name == "carl":
+            per_sample = carl_per_sample(target, x["optical"], mask, y_pred, self.carl_lambda)
         else:
-            per_sample = l1_per_sample(y["target"], y_pred)
+            per_sample = l1_per_sample(target, y_pred)
         batch = tf.cast(tf.shape(per_sample)[0], tf.float32)
         # divide_no_nan: a replica can receive an empty slice of a last partial batch.
         loss = tf.math.divide_no_nan(tf.reduce_sum(per_sample), batch)
@@ -69,6 +96,11 @@ class CloudRemovalTrainer(keras.Model):
         return loss / replicas if replicas > 1 else loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if self.aleatoric:
+            # Laplace standard deviation sqrt(2) b, in reflectance.
+            std = tf.exp(tf.cast(y_pred[LOG_SCALE_OUTPUT], tf.float32)) * STD_FACTOR
+            self.std_tracker.update_state(std)
+            y_pred = y_pred[PREDICTION_OUTPUT]
         error = tf.reduce_mean(
             tf.abs(tf.cast(y_pred, tf.float32) - y["target"]), axis=-1
         )  # (B, H, W), model units

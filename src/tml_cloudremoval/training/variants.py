@@ -32,6 +32,7 @@ DEFAULT_VARIANTS: dict[str, Any] = {
     "sar_bilinear": {"model": {"sar_upsampling": "bilinear"}},
     "l1": {"training": {"loss": "l1"}},
     "tail_he_uniform": {"model": {"tail_init": "he_uniform"}},
+    "aleatoric": {"model": {"uncertainty": "aleatoric"}},
 }
 """The variants of conf/base/parameters_ablation.yml (a test proves they agree)."""
 

@@ -62,6 +62,7 @@ def test_the_run_s_env_and_params_decide_the_variants(tmp_path):
         "sar_bilinear",
         "l1",
         "tail_he_uniform",
+        "aleatoric",
         "deep",
         "wide",
     }
@@ -77,6 +78,7 @@ def test_without_a_run_the_project_conf_and_kedro_env_decide(tmp_path, monkeypat
         "sar_bilinear",
         "l1",
         "tail_he_uniform",
+        "aleatoric",
     }
     monkeypatch.setenv("KEDRO_ENV", ENV)
     assert _variants_of(create_pipeline()) == {
@@ -84,6 +86,7 @@ def test_without_a_run_the_project_conf_and_kedro_env_decide(tmp_path, monkeypat
         "no_sar",
         "sar_bilinear",
         "tail_he_uniform",
+        "aleatoric",
     }
     shutil.rmtree(conf)  # no configuration at all: no variant, and no failure
     assert create_pipeline().nodes == []

@@ -38,6 +38,8 @@ OUTPUTS = {
     "evaluation_examples": "data/08_reporting/evaluation_examples.png",
     "evaluation_band_errors": "data/08_reporting/evaluation_band_errors.png",
     "training_curves": "data/08_reporting/training_curves.png",
+    "evaluation_uncertainty": "data/08_reporting/uncertainty.json",
+    "evaluation_uncertainty_figure": "data/08_reporting/uncertainty.png",
 }
 SIZE = 32
 MODELS = "data/06_models/dsen2cr.keras"
@@ -67,19 +69,33 @@ def tiny_store(path: Path) -> PatchStore:
     return PatchStore.open(path)
 
 
-def tiny_model() -> keras.Model:
-    """Predicts 1000 DN everywhere (0.5 model units), takes optical and SAR like DSen2-CR."""
+LOG_B = -3.0
+"""log b of the tiny aleatoric model, everywhere (b = 0.0498 model units)."""
+
+
+def tiny_model(aleatoric: bool = False) -> keras.Model:
+    """Predicts 1000 DN everywhere (0.5 model units), takes optical and SAR like DSen2-CR;
+    ``aleatoric``: also ``log_scale`` = LOG_B everywhere (dict outputs)."""
     optical = keras.Input((None, None, 10), name="optical")
     sar = keras.Input((None, None, 2), name="sar")
     zero = keras.layers.Conv2D(10, 1, kernel_initializer="zeros")(
         keras.layers.UpSampling2D(SAR_FACTOR)(sar)
     )
     const = keras.layers.Rescaling(0.0, offset=0.5)(optical)
-    return keras.Model({"optical": optical, "sar": sar}, keras.layers.Add()([const, zero]))
+    prediction = keras.layers.Add()([const, zero])
+    if not aleatoric:
+        return keras.Model({"optical": optical, "sar": sar}, prediction)
+    log_scale = keras.layers.Rescaling(0.0, offset=LOG_B)(optical)
+    outputs = {"prediction": prediction, "log_scale": log_scale}
+    return keras.Model({"optical": optical, "sar": sar}, outputs)
 
 
 def make_catalog(
-    out: Path, store: PatchStore, history: list[dict], contract: ModelContract | None = None
+    out: Path,
+    store: PatchStore,
+    history: list[dict],
+    contract: ModelContract | None = None,
+    network: keras.Model | None = None,
 ) -> DataCatalog:
     """The project's evaluation entries under ``out``; the model saved there as one version
     (``VERSION``) with ``contract`` (default: one the tiny store matches)."""
@@ -90,7 +106,7 @@ def make_catalog(
     config["model_card"]["filepath"] = str(out / MODELS)
     catalog = DataCatalog.from_config(config)
     model = ModelDataset(filepath=str(out / MODELS), version=Version(None, VERSION))
-    model.save(TrainedModel(tiny_model(), contract or ModelContract()))
+    model.save(TrainedModel(network or tiny_model(), contract or ModelContract()))
     catalog["dsen2cr_model"] = ModelDataset(filepath=str(out / MODELS), version=Version(None, None))
     catalog["test_patches"] = MemoryDataset(store, copy_mode="assign")
     catalog["params:evaluation"] = MemoryDataset(
@@ -120,6 +136,7 @@ def test_nodes_are_named_and_outputs_persisted():
         "plot_band_errors",
         "plot_training_curves",
         "update_model_card",
+        "evaluate_uncertainty",
     }
     assert pipeline.all_outputs() == {*OUTPUTS, "model_card"}
     assert pipeline.inputs() == {
@@ -141,7 +158,12 @@ def test_pipeline_writes_report(tmp_path, store, caplog):
         SequentialRunner().run(create_pipeline(), catalog)
     for path in OUTPUTS.values():
         assert (tmp_path / path).is_file(), path
-    for name in ("evaluation_examples", "evaluation_band_errors", "training_curves"):
+    for name in (
+        "evaluation_examples",
+        "evaluation_band_errors",
+        "training_curves",
+        "evaluation_uncertainty_figure",
+    ):
         assert (tmp_path / OUTPUTS[name]).read_bytes().startswith(b"\x89PNG")
 
     metrics = json.loads((tmp_path / OUTPUTS["evaluation_metrics"]).read_text())
@@ -161,6 +183,8 @@ def test_pipeline_writes_report(tmp_path, store, caplog):
     assert per_patch["model_mae_all"].is_monotonic_decreasing
     assert per_patch.loc[per_patch["patch"] == "p1", "model_mae_covered"].isna().all()
     assert "Headline figures" in caplog.text and "model     covered" in caplog.text
+    uncertainty = json.loads((tmp_path / OUTPUTS["evaluation_uncertainty"]).read_text())
+    assert uncertainty == {"uncertainty": "none"}
 
     # the published protocol beside the pooled figures, and the literature next to them
     per_image = metrics["per_image"]["model"]["covered"]
@@ -202,3 +226,31 @@ def test_empty_training_history_gives_a_figure_and_a_warning(tmp_path, store, ca
         SequentialRunner().run(create_pipeline().only_nodes("plot_training_curves"), catalog)
     assert (tmp_path / OUTPUTS["training_curves"]).read_bytes().startswith(b"\x89PNG")
     assert "No epoch in the training history of data/run" in caplog.text
+
+
+def test_an_aleatoric_model_gets_its_uncertainty_report(tmp_path, store, caplog):
+    catalog = make_catalog(tmp_path, store, [], network=tiny_model(aleatoric=True))
+    nodes = ["evaluate_model", "evaluate_uncertainty", "plot_evaluation_examples"]
+    with caplog.at_level(logging.INFO):
+        SequentialRunner().run(create_pipeline().only_nodes(*nodes), catalog)
+    report = json.loads((tmp_path / OUTPUTS["evaluation_uncertainty"]).read_text())
+    assert report["uncertainty"] == "aleatoric" and report["n_patches"] == 4
+    assert (tmp_path / OUTPUTS["evaluation_uncertainty_figure"]).read_bytes()[:4] == b"\x89PNG"
+    # One sigma everywhere: one variance bin, UCE = |sigma^2 - mean e^2|, no ranking.
+    sigma = np.sqrt(2) * np.exp(LOG_B) * 0.2
+    error = 0.1 - np.asarray(store.s2, np.float64) / 10000
+    covered = np.asarray(store.mask) == 1
+    for region, where in (("covered", covered), ("clear", ~covered)):
+        got = report["regions"][region]
+        mse = np.mean(error[where] ** 2)
+        assert got["n_values"] == 10 * int(where.sum())
+        assert got["uce"] == pytest.approx(abs(sigma**2 - mse), rel=1e-5)
+        assert got["predicted_rmse"] == pytest.approx(sigma, rel=1e-5)
+        assert got["observed_rmse"] == pytest.approx(np.sqrt(mse), rel=1e-5)
+        assert got["reliability"]["n"] == [got["n_values"]]
+        assert got["spearman"] is None
+    metrics = json.loads((tmp_path / OUTPUTS["evaluation_metrics"]).read_text())
+    assert metrics["model"]["covered"]["mae"] == pytest.approx(
+        np.abs(0.1 - np.asarray(store.s2, np.float64)[covered] / 10000).mean(), rel=1e-5
+    )
+    assert "Uncertainty:" in caplog.text

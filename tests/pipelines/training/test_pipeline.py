@@ -71,6 +71,7 @@ def test_pipeline_trains_and_the_catalog_round_trips_model_summary_and_run(tmp_p
         "include_sar": True,
         "sar_upsampling": "nearest",
         "tail_init": "zeros",
+        "uncertainty": "none",
     }
     assert contract.training["epochs"] == 1 and contract.training["crop_size"] == 16
     assert contract.training_split == split_fingerprint(train_store)

@@ -11,7 +11,15 @@ from matplotlib.figure import Figure
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.data.config import data_config
 from tml_cloudremoval.data.patch_store import PatchStore
-from tml_cloudremoval.evaluation import evaluate, examples, literature, plots, report
+from tml_cloudremoval.evaluation import (
+    evaluate,
+    examples,
+    literature,
+    plots,
+    plots_uncertainty,
+    report,
+    uncertainty,
+)
 from tml_cloudremoval.evaluation.config import EvaluationConfig, evaluation_config
 from tml_cloudremoval.models.contract import TrainedModel, check_store
 from tml_cloudremoval.models.model_card import ModelCardUpdate, evaluated_card
@@ -61,6 +69,19 @@ def plot_examples(model: TrainedModel, test_patches: PatchStore, params: dict[st
 def write_evaluation_report(metrics: dict[str, Any]) -> str:
     """``evaluation_report.md``: pooled, per-image, by cloud cover and the literature table."""
     return report.report_markdown(metrics)
+
+
+def evaluate_uncertainty(
+    model: TrainedModel, test_patches: PatchStore, params: dict[str, Any]
+) -> tuple[dict[str, Any], Figure]:
+    """Calibration (UCE, reliability), sparsification (AUSE) and Spearman of the predicted
+    uncertainty on the test split, and their figure; ``{"uncertainty": "none"}`` and a figure
+    saying so for a model without uncertainty."""
+    cfg = evaluation_config(params)
+    network = _checked_model(model, test_patches, cfg)
+    report = uncertainty.evaluate_uncertainty(network, test_patches, batch_size=cfg.batch_size)
+    logger.info("Uncertainty:\n%s", uncertainty.headline(report))
+    return report, plots_uncertainty.plot_uncertainty(report)
 
 
 def update_model_card(model: TrainedModel, metrics: dict[str, Any]) -> ModelCardUpdate:

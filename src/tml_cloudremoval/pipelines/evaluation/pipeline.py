@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     evaluate_model,
+    evaluate_uncertainty,
     plot_band_errors,
     plot_examples,
     plot_training_curves,
@@ -35,6 +36,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["dsen2cr_model", "test_patches", "params:evaluation"],
                 outputs="evaluation_examples",
                 name="plot_evaluation_examples",
+            ),
+            Node(
+                evaluate_uncertainty,
+                inputs=["dsen2cr_model", "test_patches", "params:evaluation"],
+                outputs=["evaluation_uncertainty", "evaluation_uncertainty_figure"],
+                name="evaluate_uncertainty",
             ),
             Node(
                 update_model_card,
