@@ -59,6 +59,9 @@ def mlflow_run(tracking_store, request) -> Iterator[str]:
             name, artifact_location=str(Path(tracking_store["TML_MLFLOW_ARTIFACTS"]) / "unit")
         )
     )
+    # The active experiment too: a Kedro session of an earlier test leaves kedro-mlflow's set,
+    # and mlflow refuses to reopen (start_run(run_id=...)) a run of another experiment.
+    mlflow.set_experiment(experiment_id=experiment_id)
     run = mlflow.start_run(experiment_id=experiment_id)
     yield run.info.run_id
     while mlflow.active_run() is not None:
