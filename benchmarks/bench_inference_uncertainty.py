@@ -1,4 +1,4 @@
-"""Inference cost of the aleatoric head: a plain and an aleatoric model of the same trunk.
+"""Cost of the aleatoric head: training step and inference, plain against aleatoric, one run.
 
     .venv/bin/python benchmarks/bench_inference_uncertainty.py            # 1024^2 scene, tile 1280
     .venv/bin/python benchmarks/bench_inference_uncertainty.py --quick    # 512^2 scene, tile 512
@@ -7,6 +7,9 @@
 One process, side by side, the default model (F=64, B=16, untrained: speed does not depend on
 the weights):
 - parameters of the plain model and of the aleatoric one (same trunk, plus the log-scale head);
+- training: one step of ``CloudRemovalTrainer`` (CARL, or its Laplace beta-NLL form for the
+  aleatoric model; Nadam) on an in-memory batch (``--train-batch`` x ``--train-crop`` px),
+  plain and aleatoric steps interleaved over ``repeats`` rounds of ``--train-steps``, median;
 - raw model: ``predict_on_batch`` on one in-memory tile of ``tile_size`` px, plain and aleatoric
   calls interleaved (``repeats`` rounds, after a warm-up), so both see the same machine load;
 - scene: ``inference.scene.predict_scene`` on a synthetic N x N scene (10 bands uint16, nodata
@@ -18,14 +21,13 @@ the weights):
   process so far.
 Nothing is asserted: this prints a table.
 
-The aleatoric model is ``tests/support/aleatoric_model.build_aleatoric_dsen2cr`` (stock Keras
-layers, the interface of ``models.uncertainty``); once the project's model has the head, swap
-:data:`BUILD_ALEATORIC` for ``functools.partial(build_dsen2cr, uncertainty="aleatoric")``.
+The aleatoric model is the project's ``build_dsen2cr(uncertainty="aleatoric")``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
@@ -34,12 +36,11 @@ from pathlib import Path
 
 import numpy as np
 from bench_inference import make_scene, peak_rss_mb
-from common import REPO, machine_line
+from common import machine_line, training_batch
 
-sys.path.append(str(REPO / "tests"))
-from support.aleatoric_model import build_aleatoric_dsen2cr
+from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
-BUILD_ALEATORIC = build_aleatoric_dsen2cr
+BUILD_ALEATORIC = functools.partial(build_dsen2cr, uncertainty="aleatoric")
 """Builder of the aleatoric model (the arguments of ``build_dsen2cr``)."""
 
 
@@ -57,6 +58,35 @@ def build_models(args: argparse.Namespace) -> dict[str, object]:
         aleatoric.get_layer(layer.name).set_weights(layer.get_weights())
     keras.utils.set_random_seed(1)
     return {"plain": plain, "aleatoric": aleatoric, "second": build_dsen2cr(**kwargs)}
+
+
+def time_training(models: dict[str, object], args: argparse.Namespace) -> dict[str, dict]:
+    """Median seconds per training step of each model, the models' steps interleaved."""
+    import keras
+    import numpy as np
+
+    from tml_cloudremoval.training.trainer import CloudRemovalTrainer
+
+    b, c = args.train_batch, args.train_crop
+    x, y = training_batch(b, c)
+    trainers = {}
+    for name, network in models.items():
+        trainer = CloudRemovalTrainer(network, "carl")
+        trainer.compile(optimizer=keras.optimizers.Nadam(7e-5))
+        for _ in range(2):  # trace and warm up
+            trainer.train_on_batch(x, y)
+        trainers[name] = trainer
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(args.repeats):
+        for name, trainer in trainers.items():
+            for _ in range(args.train_steps):
+                start = time.perf_counter()
+                trainer.train_on_batch(x, y)
+                times[name].append(time.perf_counter() - start)
+    return {
+        name: {"step_s": float(np.median(t)), "samples_per_s": b / float(np.median(t))}
+        for name, t in times.items()
+    }
 
 
 def time_raw(models: dict[str, object], args: argparse.Namespace) -> dict[str, dict]:
@@ -129,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scene-repeats", type=int, default=2, help="interleaved scene rounds (best is shown)"
     )
+    parser.add_argument("--train-batch", type=int, default=4, help="training batch")
+    parser.add_argument("--train-crop", type=int, default=128, help="training crop (px)")
+    parser.add_argument("--train-steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--no-ensemble", action="store_true", help="skip the 2-model ensemble")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--quick", action="store_true", help="512^2 scene, tile 512, 1 round")
@@ -137,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         args.size, args.tile_size, args.repeats, args.scene_repeats = 512, 512, 1, 2
     models = build_models(args)
     print(f"machine: {machine_line()}", flush=True)
-    raw = time_raw({k: models[k] for k in ("plain", "aleatoric")}, args)
+    pair = {k: models[k] for k in ("plain", "aleatoric")}
+    training = time_training(pair, args)
+    raw = time_raw(pair, args)
     with tempfile.TemporaryDirectory(prefix="bench_uncertainty_") as tmp:
         args.workdir = tmp
         s2, s1 = make_scene(Path(tmp), (args.size, args.size))
@@ -149,9 +184,26 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.scene_repeats)
         ]
         scenes = {name: best([r[name] for r in rounds]) for name in kinds}
-    print(json.dumps({"raw": raw, "scenes": scenes}), flush=True)
+    print(json.dumps({"training": training, "raw": raw, "scenes": scenes}), flush=True)
+    print_training(models, training, args)
     print_table(models, raw, scenes, args)
     return 0
+
+
+def print_training(models: dict, training: dict, args: argparse.Namespace) -> None:
+    print()
+    print(f"Aleatoric head, training step; machine: {machine_line()}")
+    print(
+        f"batch {args.train_batch} x {args.train_crop}^2 px, median of {args.repeats} x "
+        f"{args.train_steps} interleaved steps after 2 warm-up steps"
+    )
+    print("| model | parameters | s / step | samples/s | step / plain |")
+    print("|---|---|---|---|---|")
+    for name, r in training.items():
+        print(
+            f"| {name} | {models[name].count_params():,} | {r['step_s']:.3f} "
+            f"| {r['samples_per_s']:.2f} | {r['step_s'] / training['plain']['step_s']:.3f} |"
+        )
 
 
 def print_table(models: dict, raw: dict, scenes: dict, args: argparse.Namespace) -> None:

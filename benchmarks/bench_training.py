@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine_line
+from common import machine_line, training_batch
 
 # The synthetic patch store is test data, kept out of the package: it lives in
 # tests/support/synthetic_stores.py, shared by the tests and this benchmark.
@@ -65,15 +65,7 @@ def worker_train(args) -> dict:
 
     keras.utils.set_random_seed(0)
     b, c = args.batch, args.crop
-    rng = np.random.default_rng(0)
-    x = {
-        "optical": rng.uniform(0, 5, (b, c, c, 10)).astype(np.float32),
-        "sar": rng.uniform(0, 2, (b, c // 4, c // 4, 2)).astype(np.float32),
-    }
-    y = {
-        "target": rng.uniform(0, 5, (b, c, c, 10)).astype(np.float32),
-        "mask": (rng.uniform(0, 1, (b, c, c, 1)) > 0.5).astype(np.float32),
-    }
+    x, y = training_batch(b, c)
     ds = tf.data.Dataset.from_tensors((x, y)).repeat()
     network = build_dsen2cr(args.features, args.blocks)
     trainer = CloudRemovalTrainer(network, "carl")

@@ -67,3 +67,20 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(header), rule, *map(line, rows)])
+
+
+def training_batch(batch: int, crop: int, seed: int = 0) -> tuple[dict, dict]:
+    """A random in-memory training batch ``(x, y)`` as ``CloudRemovalTrainer`` takes it: optical
+    (batch, crop, crop, 10) in [0, 5], SAR (batch, crop/4, crop/4, 2) in [0, 2], target, mask."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = {
+        "optical": rng.uniform(0, 5, (batch, crop, crop, 10)).astype(np.float32),
+        "sar": rng.uniform(0, 2, (batch, crop // 4, crop // 4, 2)).astype(np.float32),
+    }
+    y = {
+        "target": rng.uniform(0, 5, (batch, crop, crop, 10)).astype(np.float32),
+        "mask": (rng.uniform(0, 1, (batch, crop, crop, 1)) > 0.5).astype(np.float32),
+    }
+    return x, y
