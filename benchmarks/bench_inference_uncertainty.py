@@ -50,7 +50,9 @@ def build_models(args: argparse.Namespace) -> dict[str, object]:
 
     from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 
-    kwargs = {"features": args.features, "blocks": args.blocks}
+    # random tails (untrained, not the identity the default zero tail starts as): the members
+    # of the ensemble differ and every output holds realistic noise for its file size
+    kwargs = {"features": args.features, "blocks": args.blocks, "tail_init": "he_uniform"}
     keras.utils.set_random_seed(0)
     plain = build_dsen2cr(**kwargs)
     aleatoric = BUILD_ALEATORIC(**kwargs)

@@ -316,3 +316,21 @@ def test_fill_clouds_without_a_mask_names_the_key(model, scene):
     with pytest.raises(SceneError, match="inference.fill: clouds needs"):
         predict_scene(model, scene["s2"], scene["s1"], scene["out"], cfg(fill="clouds"))
     assert not scene["out"].exists()
+
+
+def test_gdal_cache_is_given_in_bytes(model, scene, monkeypatch):
+    """rasterio.Env(GDAL_CACHEMAX=64) is a 64-byte cache, not 64 MB: the scene path converts."""
+    import rasterio as rio
+
+    from tml_cloudremoval.inference import scene as scene_module
+
+    seen = []
+    real = rio.Env
+
+    def env(**options):
+        seen.append(options.get("GDAL_CACHEMAX"))
+        return real(**options)
+
+    monkeypatch.setattr(scene_module.rasterio, "Env", env)
+    predict_scene(model, scene["s2"], scene["s1"], scene["out"], cfg(gdal_cache_mb=64))
+    assert seen == [64 * 2**20]
