@@ -59,6 +59,24 @@ def _mask_like(mask: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
     return mask
 
 
+def _carl_terms(
+    target: tf.Tensor,
+    cloudy: tf.Tensor,
+    mask: tf.Tensor,
+    prediction: tf.Tensor,
+    lambda_: float,
+) -> tf.Tensor:
+    """The CARL term of every value, float32 (B, H, W, C): C |P - I| + M |P - T| + lambda
+    |P - T|, C = 1 - M."""
+    prediction = tf.cast(prediction, tf.float32)
+    target = tf.cast(target, tf.float32)
+    cloudy = tf.cast(cloudy, tf.float32)
+    m = _mask_like(mask, prediction)
+    to_target = tf.abs(prediction - target)
+    to_cloudy = tf.abs(prediction - cloudy)
+    return (1.0 - m) * to_cloudy + m * to_target + lambda_ * to_target
+
+
 def carl_per_sample(
     target: tf.Tensor,
     cloudy: tf.Tensor,
@@ -67,13 +85,7 @@ def carl_per_sample(
     lambda_: float = 1.0,
 ) -> tf.Tensor:
     """CARL of each sample, shape (B,): mean over H, W, C of the CARL terms."""
-    prediction = tf.cast(prediction, tf.float32)
-    target = tf.cast(target, tf.float32)
-    cloudy = tf.cast(cloudy, tf.float32)
-    m = _mask_like(mask, prediction)
-    to_target = tf.abs(prediction - target)
-    to_cloudy = tf.abs(prediction - cloudy)
-    terms = (1.0 - m) * to_cloudy + m * to_target + lambda_ * to_target
+    terms = _carl_terms(target, cloudy, mask, prediction, lambda_)
     return tf.reduce_mean(terms, axis=tf.range(1, tf.rank(terms)))
 
 
@@ -107,14 +119,8 @@ def carl_nll_per_sample(
     """Laplace (beta-)NLL form of CARL of each sample, shape (B,): mean over H, W, C of
     ``sg(b)^beta ([C |P - I| + M |P - T| + lambda |P - T|] exp(-s) + (1 + lambda) s)``,
     s = ``log_scale`` (B, H, W, C) = log b, b in model units."""
-    prediction = tf.cast(prediction, tf.float32)
-    target = tf.cast(target, tf.float32)
-    cloudy = tf.cast(cloudy, tf.float32)
+    terms = _carl_terms(target, cloudy, mask, prediction, lambda_)
     log_scale = tf.cast(log_scale, tf.float32)
-    m = _mask_like(mask, prediction)
-    to_target = tf.abs(prediction - target)
-    to_cloudy = tf.abs(prediction - cloudy)
-    terms = (1.0 - m) * to_cloudy + m * to_target + lambda_ * to_target
     nll = terms * tf.exp(-log_scale) + (1.0 + lambda_) * log_scale
     return _weighted(nll, log_scale, beta)
 
