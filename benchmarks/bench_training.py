@@ -21,13 +21,14 @@ the median with range and n (``interleave.spread``) of step time, samples/s and 
 peak, and of the per-round XLA/plain ratio. (Separate workers rather than two compiled
 functions in one process: one process could not report each mode's own peak RSS.)
 
-Each training worker trains the model as ``tml_cloudremoval.training.loop`` does
-(``CloudRemovalTrainer``, CARL, Nadam, ``jit_compile`` = ``training.xla``) on one fixed batch
-already in memory, with ``train_on_batch`` (the same compiled step as ``fit``; the loss is
-fetched, so a step's time includes its completion). ``pipeline`` (the real tf.data input from a
-patch store, no model) and ``run`` (``training.loop.train()`` itself) are one-shot workers,
-not compared. Figures are printed, never asserted. :func:`make_trainer`, :func:`time_steps` and
-:func:`matmul_gflops` are importable (no work at import time) for other benchmarks.
+Each training worker trains the model as ``tml_cloudremoval.training.loop`` does (its
+``build_trainer``: ``CloudRemovalTrainer``, CARL, Nadam, ``jit_compile`` = ``training.xla``) on
+one fixed batch already in memory, with ``train_on_batch`` (the same compiled step as ``fit``;
+the loss is fetched, so a step's time includes its completion). ``pipeline`` (the real tf.data
+input from a patch store, no model) and ``run`` (``training.loop.train()`` itself) are one-shot
+workers, not compared. Figures are printed, never asserted. :func:`make_trainer`,
+:func:`time_steps`, :func:`matmul_gflops` and :func:`step_flops` are importable (no work at
+import time) for other benchmarks.
 
 FLOPs are counted analytically: a 3x3 convolution from c_in to c_out channels costs
 2 * 9 * c_in * c_out per output pixel; a training step costs about 3x the forward pass
@@ -84,17 +85,20 @@ def peak_rss_gb() -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_trainer(features: int, blocks: int, xla: bool, seed: int = 0):
-    """``CloudRemovalTrainer`` (CARL) of a fresh DSen2-CR, compiled as the training loop does
-    (Nadam 7e-5, ``jit_compile=xla``)."""
+def make_trainer(features: int, blocks: int, xla: bool, dtype: str | None = None, seed: int = 0):
+    """``CloudRemovalTrainer`` of a fresh DSen2-CR as ``training.loop`` builds it
+    (``build_trainer``: the default loss and Nadam settings of ``parameters_training.yml``,
+    ``jit_compile=xla``; ``dtype="mixed_float16"`` adds the loss-scale optimizer), under the
+    current ``tf.distribute`` strategy."""
     import keras
+    import tensorflow as tf
 
-    from tml_cloudremoval.models.dsen2cr import build_dsen2cr
-    from tml_cloudremoval.training.trainer import CloudRemovalTrainer
+    from tml_cloudremoval.training.config import load_configs
+    from tml_cloudremoval.training.loop import build_trainer
 
     keras.utils.set_random_seed(seed)
-    trainer = CloudRemovalTrainer(build_dsen2cr(features, blocks), "carl")
-    trainer.compile(optimizer=keras.optimizers.Nadam(7e-5), jit_compile=bool(xla))
+    model_cfg, cfg = load_configs({"features": features, "blocks": blocks}, {"xla": bool(xla)})
+    trainer, _network = build_trainer(model_cfg, cfg, tf.distribute.get_strategy(), dtype, None)
     return trainer
 
 
