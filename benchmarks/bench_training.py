@@ -384,7 +384,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="interleaved rounds (6; --quick: 3)"
+    )
     parser.add_argument("--steps", type=int, default=1, help="timed steps per mode and round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode")
     parser.add_argument("--store", default=None, help="patch store for the input pipeline")
@@ -405,7 +407,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.features, args.blocks, args.batch, args.crop = 8, 2, 4, 64
-        args.repeats, args.steps, args.warmup = 3, 1, 1
+        args.steps, args.warmup = 1, 1
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 6
     return args
 
 
