@@ -25,16 +25,15 @@ import importlib.util
 import logging
 import os
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Literal
+from typing import Any
 
 import keras
 
 from tml_cloudremoval.config import ConfigError
+from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.training.config import ModelConfig, TrainingConfig
 
 log = logging.getLogger(__name__)
-
-InputPath = Literal["auto", "tf_data", "pydataset"]
-"""``training.input``: the input path of training and validation (module docstring)."""
 
 MAX_AUTO_WORKERS = 8
 """Cap of ``training.input_workers: null`` (one worker per usable core up to this)."""
@@ -169,3 +168,43 @@ def tensorboard_available() -> bool:
     """Whether Keras' TensorBoard callback can write: it needs the ``tensorboard`` package and
     TensorFlow's ``tf.summary`` (on every backend)."""
     return tensorflow_installed() and importlib.util.find_spec("tensorboard") is not None
+
+
+def make_datasets(
+    train_store: PatchStore,
+    val_store: PatchStore | None,
+    model_cfg: ModelConfig,
+    cfg: TrainingConfig,
+    crop: int,
+    first_epoch: int,
+    replicas: int,
+) -> tuple[Any, Any | None]:
+    """The training batches of epochs ``first_epoch, ...`` and the validation batches (None
+    without a validation store): tf.data datasets or PyDatasets (``training.input``), the
+    same samples either way."""
+    train_args = dict(
+        batch_size=cfg.batch_size,
+        crop_size=crop,
+        seed=cfg.seed,
+        first_epoch=first_epoch,
+        steps_per_epoch=cfg.steps_per_epoch,
+        include_sar=model_cfg.include_sar,
+        multiple_of=replicas,
+    )
+    val_batch = cfg.val_batch_size or cfg.batch_size
+    if input_path(cfg.input) == "tf_data":
+        from tml_cloudremoval.data.input_pipeline import eval_dataset, train_dataset
+
+        train_ds = train_dataset(train_store, last_epoch=cfg.epochs, **train_args)
+        if val_store is None:
+            return train_ds, None
+        return train_ds, eval_dataset(val_store, val_batch, model_cfg.include_sar, replicas)
+    from tml_cloudremoval.data.patch_sequence import EvalSequence, TrainSequence
+
+    workers = input_workers(cfg.input_workers)
+    train_seq = TrainSequence(train_store, **train_args, workers=workers)
+    if val_store is None:
+        return train_seq, None
+    return train_seq, EvalSequence(
+        val_store, val_batch, model_cfg.include_sar, replicas, workers=workers
+    )

@@ -26,6 +26,10 @@ Distribution = Literal["none", "mirrored", "multi_worker"]
 """``none``: default strategy; ``mirrored``: all local GPUs (or logical CPUs); ``multi_worker``:
 MultiWorkerMirroredStrategy from TF_CONFIG (see ``training.strategy``)."""
 
+InputPath = Literal["auto", "tf_data", "pydataset"]
+"""``auto`` (tf_data on the TensorFlow backend, else pydataset) | ``tf_data``
+(``data.input_pipeline``) | ``pydataset`` (``data.patch_sequence``): see ``training.backend``."""
+
 IfFinished = Literal["error", "reuse", "overwrite"]
 """What a run folder holding a finished run does: refuse, return its model, or train again."""
 
@@ -79,6 +83,8 @@ class TrainingConfig:
     xla: bool = False
     mixed_precision: bool = False
     distribution: Distribution = "none"
+    input: InputPath = "auto"
+    input_workers: int | None = field(default=None, metadata=bounds(lo=1))
     if_finished: IfFinished = "error"
     keep_checkpoints: int | None = field(default=None, metadata=bounds(lo=1))
     tensorboard: bool = True
