@@ -50,7 +50,10 @@ def on_tensorflow() -> bool:
 
 def tensorflow_installed() -> bool:
     """Whether TensorFlow can be imported (checked without importing it)."""
-    return importlib.util.find_spec("tensorflow") is not None
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # an import hook refusing it, a broken install
+        return False
 
 
 def input_path(choice: str) -> str:
@@ -167,7 +170,10 @@ def jit_compile(xla: bool) -> bool:
 def tensorboard_available() -> bool:
     """Whether Keras' TensorBoard callback can write: it needs the ``tensorboard`` package and
     TensorFlow's ``tf.summary`` (on every backend)."""
-    return tensorflow_installed() and importlib.util.find_spec("tensorboard") is not None
+    try:
+        return tensorflow_installed() and importlib.util.find_spec("tensorboard") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def make_datasets(

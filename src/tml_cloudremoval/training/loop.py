@@ -220,8 +220,9 @@ def make_callbacks(
             )
         else:
             log.warning(
-                "training.tensorboard is on but the tensorboard package is not installed "
-                "(TF 2.21 no longer pulls it in): no TensorBoard logs; `pip install tensorboard`"
+                "training.tensorboard is on but Keras' TensorBoard callback needs the "
+                "tensorboard package (TF 2.21 no longer pulls it in) and TensorFlow, and one is "
+                "not installed: no TensorBoard logs; `pip install tensorboard`"
             )
     return callbacks
 
