@@ -15,9 +15,9 @@ the default model (F = 64, B = 16), crop 128:
   batch already on the device (``train_on_batch``, synchronised every step: a lower bound of
   what ``fit`` reaches);
 - the real input path: a patch store written on the spot with the project's writer
-  (``tests/support/synthetic_stores.py``), read by ``data.input_pipeline.train_dataset``
-  (tf.data; on other backends only once a TF-free input path exists): input alone and ``fit``
-  through it, and whether input keeps up with the step;
+  (``tests/support/synthetic_stores.py``), read as training reads it (``training.input:
+  auto``: tf.data on TensorFlow, else ``data.patch_sequence.TrainSequence`` with its default
+  worker threads): input alone and ``fit`` through it, and whether input keeps up with the step;
 - tiled inference (``inference.scene.predict_scene``, default settings: COG output) of a
   synthetic 10980 x 10980 scene written first as an uncompressed GeoTIFF: wall time including
   reading and writing, Mpx/s and the backend's peak GPU memory.
@@ -43,8 +43,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]  # common.py; support/ (test data)
 
-TARGET_SAMPLES_PER_S = 2500
-TARGET_SCENE_S = 15.0
+from gpu_check_report import report  # noqa: E402 (after the path): the table and the verdicts
+
 PROBES = {
     "tensorflow": "import tensorflow as t; assert t.config.list_physical_devices('GPU')",
     "jax": "import jax; assert any(d.platform == 'gpu' for d in jax.devices())",
@@ -106,6 +106,7 @@ def gpu_memory(reset: bool = False) -> float | None:
 
             gpus = [d for d in jax.devices() if d.platform == "gpu"]
             stats = gpus[0].memory_stats() if gpus else None
+            # JAX keeps no resettable peak: the peak since the process started
             return stats["peak_bytes_in_use"] / 2**30 if stats else None
         import torch
 
@@ -166,28 +167,42 @@ def train_on_device(sizes: Sizes, batch: int, precision: str, jit: bool) -> dict
 
 
 def input_dataset(store, batch: int, crop: int):
-    """The project's training input over ``store`` on this backend (tf.data for now)."""
-    import keras
+    """The project's training input over ``store`` on this backend (``training.input: auto``):
+    tf.data on TensorFlow, else the PyDataset with ``training.input_workers: null`` threads."""
+    from tml_cloudremoval.training.backend import input_path, input_workers
 
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError("the tf.data input path needs the TensorFlow backend")
-    from tml_cloudremoval.data.input_pipeline import train_dataset
+    args = {"seed": 0, "steps_per_epoch": 8}
+    if input_path("auto") == "tf_data":
+        from tml_cloudremoval.data.input_pipeline import train_dataset
 
-    return train_dataset(store, batch, crop, seed=0, steps_per_epoch=8)
+        return train_dataset(store, batch, crop, **args)
+    from tml_cloudremoval.data.patch_sequence import TrainSequence
+
+    return TrainSequence(store, batch, crop, **args, workers=input_workers(None))
 
 
 def input_alone(store, sizes: Sizes, batch: int) -> dict:
-    """Samples/s of the input path alone (batches pulled to host numpy arrays)."""
+    """Samples/s of the input path alone, batches as host numpy arrays: tf.data's own
+    parallelism, or the PyDataset's items read by as many threads as Keras' enqueuer uses."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
-    it = iter(input_dataset(store, batch, sizes.crop))
+    source = input_dataset(store, batch, sizes.crop)
+    n = max(sizes.steps, 10)
+    if hasattr(source, "workers"):  # a keras.utils.PyDataset
+        with ThreadPoolExecutor(source.workers) as pool:
+            list(pool.map(source.__getitem__, range(2)))
+            start = time.perf_counter()
+            list(pool.map(source.__getitem__, range(2, 2 + n)))
+        return {"samples_per_s": batch * n / (time.perf_counter() - start), "path": "pydataset"}
+    it = iter(source)
     for _ in range(2):
         next(it)
-    n = max(sizes.steps, 10)
     start = time.perf_counter()
     for _ in range(n):
         np.asarray(next(it)[0]["optical"])
-    return {"samples_per_s": batch * n / (time.perf_counter() - start)}
+    return {"samples_per_s": batch * n / (time.perf_counter() - start), "path": "tf_data"}
 
 
 def fit_through_input(store, sizes: Sizes, batch: int, precision: str, jit: bool) -> dict:
@@ -313,61 +328,6 @@ def run_checks(sizes: Sizes, backend: str, budget_s: float, work: Path) -> dict:
         key = f"fit+input b{batch} bfloat16 {'jit' if fast else 'plain'}"
         guarded(results, key, deadline, fit_through_input, store, sizes, batch, "bfloat16", fast)
     return dict(sorted(results.items(), key=lambda kv: (kv[0] == "scene", kv[0][:5], kv[0])))
-
-
-def verdict(ok: bool, tiny: bool) -> str:
-    """PASS / MISS at full size; a dry run (``--tiny``) is judged against nothing."""
-    return "dry run" if tiny else ("PASS" if ok else "MISS")
-
-
-def report(results: dict, sizes: Sizes, tiny: bool) -> str:
-    """The table: every row, its figure, the target where one applies, PASS / MISS."""
-    from common import table
-
-    rows = []
-    for key, r in results.items():
-        if "error" in r:
-            rows.append([key, r["error"], "", "", ""])
-        elif key.startswith("train"):
-            ok = r["samples_per_s"] >= TARGET_SAMPLES_PER_S
-            mixed = "bfloat16" in key  # the target is set for mixed precision
-            target = f">= {TARGET_SAMPLES_PER_S} samples/s" if mixed else ""
-            figure = (
-                f"{r['samples_per_s']:.1f} samples/s, step {r['step_ms']:.2f} ms, "
-                f"first steps {r['compile_s']:.1f} s"
-            )
-            rows.append([key, figure, _gib(r), target, verdict(ok, tiny) if mixed else ""])
-        elif key.startswith(("input", "fit")):
-            rows.append([key, f"{r['samples_per_s']:.1f} samples/s", "", "", ""])
-        else:
-            ok = r["seconds"] < TARGET_SCENE_S
-            figure = f"{r['seconds']:.1f} s, {r['mpx_per_s']:.2f} Mpx/s ({r['scene_px']}^2)"
-            rows.append([key, figure, _gib(r), f"< {TARGET_SCENE_S:.0f} s", verdict(ok, tiny)])
-    rows += keeps_up(results, sizes)
-    return table(rows, ["check", "figure", "peak GPU GiB", "target", "verdict"])
-
-
-def _gib(r: dict) -> str:
-    return "-" if r.get("peak_gpu_gib") is None else f"{r['peak_gpu_gib']:.2f}"
-
-
-def keeps_up(results: dict, sizes: Sizes) -> list[list[str]]:
-    """Rows "input keeps up": the input alone vs the fastest on-device step of that batch."""
-    rows = []
-    for batch in sizes.batches:
-        feed = results.get(f"input b{batch}")
-        steps = [
-            r["samples_per_s"]
-            for k, r in results.items()
-            if k.startswith(f"train b{batch} ") and "error" not in r
-        ]
-        if feed and "error" not in feed and steps:
-            ratio = feed["samples_per_s"] / max(steps)
-            rows.append(
-                [f"input keeps up b{batch}", f"input / fastest step = {ratio:.2f}", "", ">= 1",
-                 "yes" if ratio >= 1 else "no"]
-            )  # fmt: skip
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,7 @@ def test_the_gpu_overrides_are_valid_settings():
         "bfloat16",
         True,
     )
+    assert training.input_workers == 12
 
 
 @pytest.mark.parametrize(

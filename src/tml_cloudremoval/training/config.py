@@ -32,6 +32,10 @@ MixedPrecision = Literal["float16", "bfloat16"]
 (``mixed_bfloat16``: float32's exponent range, no loss scaling; the type of Ampere, Hopper).
 ``true`` is ``float16`` (its meaning before ``bfloat16`` existed), ``false`` is float32."""
 
+InputPath = Literal["auto", "tf_data", "pydataset"]
+"""``auto`` (tf_data on the TensorFlow backend, else pydataset) | ``tf_data``
+(``data.input_pipeline``) | ``pydataset`` (``data.patch_sequence``): see ``training.backend``."""
+
 IfFinished = Literal["error", "reuse", "overwrite"]
 """What a run folder holding a finished run does: refuse, return its model, or train again."""
 
@@ -91,6 +95,8 @@ class TrainingConfig:
     xla: bool = False
     mixed_precision: bool | MixedPrecision = False
     distribution: Distribution = "none"
+    input: InputPath = "auto"
+    input_workers: int | None = field(default=None, metadata=bounds(lo=1))
     if_finished: IfFinished = "error"
     keep_checkpoints: int | None = field(default=None, metadata=bounds(lo=1))
     tensorboard: bool = True

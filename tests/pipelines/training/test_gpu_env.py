@@ -31,6 +31,7 @@ def test_the_gpu_env_resolves_to_valid_settings_of_every_section():
     assert from_params(ModelConfig, params["model"], "model") == ModelConfig()  # base model
     assert (training.batch_size, training.warmup_steps) == (64, 500)
     assert (training.mixed_precision, training.xla) == ("bfloat16", True)
+    assert (training.input, training.input_workers) == ("auto", 12)
     # soft merge: the base keys the env does not give keep their base values
     assert (training.epochs, training.crop_size, training.seed) == (8, 128, 42)
 
