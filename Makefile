@@ -17,7 +17,7 @@ export COLUMNS ?= 140
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,backends]"
 	touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with its test tools
