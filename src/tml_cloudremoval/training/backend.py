@@ -31,7 +31,7 @@ import keras
 
 from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.data.patch_store import PatchStore
-from tml_cloudremoval.training.config import ModelConfig, TrainingConfig
+from tml_cloudremoval.training.config import PRECISION_POLICIES, ModelConfig, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def compute_dtype(mixed_precision: Any) -> str | None:
     if not mixed_precision:
         return None
     if gpu_visible():
-        return "mixed_bfloat16" if mixed_precision == "bfloat16" else "mixed_float16"
+        return PRECISION_POLICIES[mixed_precision]
     log.info("mixed_precision requested but no GPU is visible: training in float32")
     return None
 

@@ -32,6 +32,13 @@ MixedPrecision = Literal["float16", "bfloat16"]
 (``mixed_bfloat16``: float32's exponent range, no loss scaling; the type of Ampere, Hopper).
 ``true`` is ``float16`` (its meaning before ``bfloat16`` existed), ``false`` is float32."""
 
+PRECISION_POLICIES: dict[bool | str, str] = {
+    True: "mixed_float16",
+    "float16": "mixed_float16",
+    "bfloat16": "mixed_bfloat16",
+}
+"""``training.mixed_precision`` (other than false) -> Keras dtype policy, on every backend."""
+
 InputPath = Literal["auto", "tf_data", "pydataset"]
 """``auto`` (tf_data on the TensorFlow backend, else pydataset) | ``tf_data``
 (``data.input_pipeline``) | ``pydataset`` (``data.patch_sequence``): see ``training.backend``."""

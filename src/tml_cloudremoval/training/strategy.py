@@ -22,7 +22,7 @@ import typing
 
 import tensorflow as tf
 
-from tml_cloudremoval.training.config import Distribution
+from tml_cloudremoval.training.config import PRECISION_POLICIES, Distribution
 
 log = logging.getLogger(__name__)
 
@@ -103,23 +103,19 @@ def tensorboard_available() -> bool:
     return True
 
 
-POLICIES = {True: "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-"""``training.mixed_precision`` -> Keras dtype policy (``true`` is float16, as it always was)."""
-
-
 def compute_dtype(mixed_precision: bool | str, gpu: bool | None = None) -> str | None:
-    """Layer dtype policy of ``training.mixed_precision`` (:data:`POLICIES`) when a GPU is
-    visible (``gpu``: None = ask TensorFlow), else None (float32): on a CPU 16-bit
+    """Layer dtype policy of ``training.mixed_precision`` (``config.PRECISION_POLICIES``) when
+    a GPU is visible (``gpu``: None = ask TensorFlow), else None (float32): on a CPU 16-bit
     convolutions are slower, not faster. Only ``mixed_float16`` needs a ``LossScaleOptimizer``
     (bfloat16 has float32's exponent range)."""
     if mixed_precision is False:
         return None
-    if mixed_precision not in POLICIES:
+    if mixed_precision not in PRECISION_POLICIES:
         raise ValueError(
             f"mixed_precision must be false, true, float16 or bfloat16, got {mixed_precision!r}"
         )
     if gpu if gpu is not None else tf.config.list_physical_devices("GPU"):
-        return POLICIES[mixed_precision]
+        return PRECISION_POLICIES[mixed_precision]
     log.info(
         "mixed_precision %s requested but no GPU is visible: training in float32", mixed_precision
     )
