@@ -24,7 +24,8 @@ the default model (F = 64, B = 16), crop 128:
 
 It prints a table with the targets of issue 14 (>= 2500 samples/s at crop 128 with mixed
 precision; a whole 10980 x 10980 scene in < 15 s) and PASS / MISS, and writes ``gpu_check.json``
-into ``--out``. Targets are judged only at full size (``--tiny`` prints "dry run").
+into ``--out``, also when stopped by SIGTERM (the rows done so far). Targets are judged only at
+full size (``--tiny`` prints "dry run").
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -305,10 +307,10 @@ def guarded(results: dict, key: str, deadline: float, fn, *args) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {key}: {results[key]}", flush=True)
 
 
-def run_checks(sizes: Sizes, backend: str, budget_s: float, work: Path) -> dict:
-    """Every measurement of the module docstring, each guarded, most telling first (the
-    targets' rows and the scene), so that a run out of ``budget_s`` loses the least; the
-    table lists them in reading order."""
+def run_checks(sizes: Sizes, backend: str, budget_s: float, work: Path, results: dict) -> None:
+    """Every measurement of the module docstring into ``results``, each guarded, most telling
+    first (the targets' rows and the scene), so that a run out of ``budget_s`` (or stopped:
+    ``main`` reports what is there) loses the least."""
     from support.synthetic_stores import synthetic_patch_store
 
     deadline = time.perf_counter() + budget_s
@@ -316,7 +318,6 @@ def run_checks(sizes: Sizes, backend: str, budget_s: float, work: Path) -> dict:
     modes = [(b, p, j) for b in sizes.batches for p in ("float32", "bfloat16") for j in
              jit_modes(backend)]  # fmt: skip
     modes.sort(key=lambda m: (m != (big, "bfloat16", fast), m[1] != "bfloat16", -m[0]))
-    results: dict = {}
     for i, (batch, precision, jit) in enumerate(modes):
         key = f"train b{batch} {precision} {'jit' if jit else 'plain'}"
         guarded(results, key, deadline, train_on_device, sizes, batch, precision, jit)
@@ -327,7 +328,11 @@ def run_checks(sizes: Sizes, backend: str, budget_s: float, work: Path) -> dict:
         guarded(results, f"input b{batch}", deadline, input_alone, store, sizes, batch)
         key = f"fit+input b{batch} bfloat16 {'jit' if fast else 'plain'}"
         guarded(results, key, deadline, fit_through_input, store, sizes, batch, "bfloat16", fast)
-    order = ("train", "input", "fit+input", "scene")  # reading order of the table
+
+
+def reading_order(results: dict) -> dict:
+    """The rows as the table shows them: training, input, fit through input, scene."""
+    order = ("train", "input", "fit+input", "scene")
     return dict(sorted(results.items(), key=lambda kv: (order.index(kv[0].split()[0]), kv[0])))
 
 
@@ -345,14 +350,20 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"gpu_check: backend {backend}, Keras {keras.__version__}, sizes {asdict(sizes)}")
     print(machine_line(), flush=True)
-    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
-        results = run_checks(sizes, backend, args.budget_s, Path(tmp))
-    text = report(results, sizes, args.tiny)
-    print(text)
-    out = Path(args.out) / "gpu_check.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"backend": backend, "sizes": asdict(sizes), **results}, indent=1))
-    print(f"figures in {out}")
+    # `timeout` (gpu_check.sh) sends SIGTERM: end through the finally below, table and file too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
+    results: dict = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+            run_checks(sizes, backend, args.budget_s, Path(tmp), results)
+    finally:
+        results = reading_order(results)
+        print(report(results, sizes, args.tiny))
+        out = Path(args.out) / "gpu_check.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figures = {"backend": backend, "sizes": asdict(sizes), **results}
+        out.write_text(json.dumps(figures, indent=1))
+        print(f"figures in {out}")
     return 0
 
 

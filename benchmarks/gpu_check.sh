@@ -28,4 +28,5 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null \
     || echo "nvidia-smi: not available (no NVIDIA GPU?)"
 left=$(( ${GPU_CHECK_TIMEOUT:-470} - ($(date +%s) - started) ))
-exec timeout "$left" "$PY" benchmarks/gpu_check.py "$@"
+# SIGTERM at the limit: gpu_check.py prints the table of what it has; KILL 15 s later
+exec timeout --kill-after=15 "$left" "$PY" benchmarks/gpu_check.py "$@"
