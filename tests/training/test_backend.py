@@ -29,9 +29,11 @@ def test_auto_input_is_tf_data_on_tensorflow_and_pydataset_elsewhere(monkeypatch
 
 
 def test_input_workers_default_to_usable_cores_capped(monkeypatch) -> None:
-    monkeypatch.setattr(backend, "usable_cores", lambda: 2)
+    from tml_cloudremoval.data import triplets
+
+    monkeypatch.setattr(triplets, "usable_cores", lambda: 2)
     assert backend.input_workers(None) == 2
-    monkeypatch.setattr(backend, "usable_cores", lambda: 64)
+    monkeypatch.setattr(triplets, "usable_cores", lambda: 64)
     assert backend.input_workers(None) == backend.MAX_AUTO_WORKERS == 8
     assert backend.input_workers(3) == 3
 

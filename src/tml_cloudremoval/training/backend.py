@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -80,18 +79,14 @@ def check_backend(distribution: str, input_choice: str) -> None:
         )
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def input_workers(configured: int | None) -> int:
     """PyDataset workers: ``training.input_workers``, or one per usable core up to
     ``MAX_AUTO_WORKERS`` when null."""
-    return int(configured) if configured else min(usable_cores(), MAX_AUTO_WORKERS)
+    if configured:
+        return int(configured)
+    from tml_cloudremoval.data.triplets import usable_cores  # the project's one core count
+
+    return min(usable_cores(), MAX_AUTO_WORKERS)
 
 
 class SingleDevice:
