@@ -180,18 +180,3 @@ def test_human_bytes():
         "5.0 GiB",
         "309.6 GiB",
     ]
-
-
-def test_build_journal_ranges(tmp_path):
-    from tml_cloudremoval.data.patch_store import BuildJournal
-
-    journal = BuildJournal(tmp_path, 10)
-    assert journal.todo(4) == [(0, 4), (4, 8), (8, 10)] and journal.rows_done == 0
-    for start, stop in [(4, 6), (0, 2), (2, 4), (9, 10)]:
-        journal.mark(start, stop)
-    assert journal.done == [(0, 6), (9, 10)] and journal.rows_done == 7
-    assert journal.todo(2) == [(6, 8), (8, 9)]
-    again = BuildJournal.load(tmp_path, 10)
-    assert again is not None and again.done == [(0, 6), (9, 10)]
-    assert BuildJournal.load(tmp_path, 11) is None  # another size: not this build's
-    assert BuildJournal.load(tmp_path / "nowhere", 10) is None

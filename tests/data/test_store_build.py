@@ -1,4 +1,4 @@
-"""The resumable store build (patch_store.build_patch_store over TripletSamples.write_rows):
+"""store_build.py: the resumable store build (build_patch_store over TripletSamples.write_rows):
 workers write straight into the store, a build killed with SIGKILL or Ctrl-C continues where it
 stopped and ends byte-identical to an uninterrupted build, free disk is checked for the group."""
 
@@ -15,6 +15,7 @@ import time
 from collections import namedtuple
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.io import DatasetError
@@ -23,13 +24,8 @@ import tml_cloudremoval
 from tml_cloudremoval.atomic import resumable_sibling
 from tml_cloudremoval.data import triplets
 from tml_cloudremoval.data.errors import DataError
-from tml_cloudremoval.data.patch_store import (
-    JOURNAL,
-    BuildJournal,
-    build_patch_store,
-    store_bytes,
-    write_patch_store,
-)
+from tml_cloudremoval.data.patch_store import store_bytes, write_patch_store
+from tml_cloudremoval.data.store_build import JOURNAL, BuildJournal, build_patch_store, write_rows
 from tml_cloudremoval.data.triplets import TripletSamples, split_samples
 from tml_cloudremoval.datasets.patch_store_dataset import PatchStoreDataset
 
@@ -83,7 +79,7 @@ _KILLED_BUILD = """
 import sys, time
 import pandas as pd
 from tml_cloudremoval.data import triplets
-from tml_cloudremoval.data.patch_store import build_patch_store
+from tml_cloudremoval.data.store_build import build_patch_store
 prepare = triplets._prepare_row
 def slow(*args, **kwargs):
     time.sleep(0.05)
@@ -203,3 +199,38 @@ def test_group_free_disk_checked_before_the_first_store(long_table, tmp_path, mo
         PatchStoreDataset(filepath=str(tmp_path / "s2" / "train")).save(
             split_samples(tables, progress=False)["train"]
         )
+
+
+def test_build_journal_ranges(tmp_path):
+    journal = BuildJournal(tmp_path, 10)
+    assert journal.todo(4) == [(0, 4), (4, 8), (8, 10)] and journal.rows_done == 0
+    for start, stop in [(4, 6), (0, 2), (2, 4), (9, 10)]:
+        journal.mark(start, stop)
+    assert journal.done == [(0, 6), (9, 10)] and journal.rows_done == 7
+    assert journal.todo(2) == [(6, 8), (8, 9)]
+    again = BuildJournal.load(tmp_path, 10)
+    assert again is not None and again.done == [(0, 6), (9, 10)]
+    assert BuildJournal.load(tmp_path, 11) is None  # another size: not this build's
+    assert BuildJournal.load(tmp_path / "nowhere", 10) is None
+
+
+def test_write_rows_checks_what_it_writes(tmp_path):
+    from tml_cloudremoval.data.patch_store import allocate_arrays
+
+    allocate_arrays(tmp_path, 3, 8, 8)
+    good = {
+        "s2_cloudy": np.full((8, 8, 10), 5, np.uint16),
+        "s2": np.full((8, 8, 10), 6, np.uint16),
+        "s1": np.full((2, 2, 2), -3.5, np.float32),
+        "mask": np.ones((8, 8), np.uint8),
+    }
+    assert write_rows(tmp_path, 1, [good]) == 1
+    s2 = np.load(tmp_path / "s2.npy")
+    assert (s2[1] == 6).all() and (s2[[0, 2]] == 0).all()  # only row 1 written
+    assert (np.load(tmp_path / "s1.npy")[1] == -3.5).all()
+    with pytest.raises(ValueError, match=r"s2_cloudy: row 0 of shape \(8, 8, 13\) does not"):
+        write_rows(tmp_path, 0, [{**good, "s2_cloudy": np.zeros((8, 8, 13), np.uint16)}])
+    size = (tmp_path / "s2.npy").stat().st_size
+    with pytest.raises(ValueError, match=r"s2_cloudy: row 3 of shape \(8, 8, 10\) does not"):
+        write_rows(tmp_path, 3, [good])  # past the end: never grows the file
+    assert (tmp_path / "s2.npy").stat().st_size == size

@@ -13,7 +13,7 @@ from tml_cloudremoval.bands import select_tml_bands
 from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
 from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS, build_triplet_table, table_fingerprint
 from tml_cloudremoval.data.layout import MODALITIES, official_paths
-from tml_cloudremoval.data.patch_store import build_patch_store
+from tml_cloudremoval.data.store_build import build_patch_store
 from tml_cloudremoval.data.triplets import (
     TripletSamples,
     prepare_patch,

@@ -13,10 +13,9 @@ A store is a folder holding, for N patches of H x W pixels at 10 m (channels_las
 Training then reads crops with plain array slicing instead of decoding three GeoTIFFs, running
 the cloud detector and resampling SAR for every sample of every epoch.
 
-Two ways to fill one: :func:`write_patch_store` copies an iterable of samples in this process;
-:func:`build_patch_store` lets a :class:`RowSource` (``TripletSamples``) write row ranges straight
-into the arrays, in worker processes, with a :class:`BuildJournal` of the flushed ranges, so a
-build killed at any moment continues where it stopped. Both check the free disk first
+Two ways to fill one: :func:`write_patch_store` here copies an iterable of samples in this
+process; :func:`tml_cloudremoval.data.store_build.build_patch_store` lets worker processes write
+row ranges straight into the arrays, resumably. Both check the free disk first
 (:func:`store_bytes`, exact).
 """
 
@@ -25,28 +24,21 @@ from __future__ import annotations
 import errno
 import io
 import json
-import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tml_cloudremoval.atomic import write_json_atomic
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
 from tml_cloudremoval.data.store_group import FolderGroup, check_free_disk
-
-log = logging.getLogger(__name__)
 
 STORE_FORMAT = 2
 """Version of the store's files and of how samples are made; part of every resume key (bump it
 when the arrays of the same inputs would change, so no build continues one of the old kind)."""
-
-JOURNAL = ".journal.json"
-"""The :class:`BuildJournal` file inside a store's temporary build folder."""
 
 META_BYTES = 64 * 1024
 """Disk allowance for ``meta.json`` (a few hundred bytes) and the build's bookkeeping files."""
@@ -138,7 +130,7 @@ def _held_bytes(folder: Path) -> int:
     return sum(p.stat().st_blocks * 512 for p in folder.iterdir() if p.is_file())
 
 
-def _check_disk(path: Path, folder: Path, n: int, height: int, width: int, index) -> None:
+def check_store_disk(path: Path, folder: Path, n: int, height: int, width: int, index) -> None:
     """Free disk for store ``path`` being built in ``folder``, before its arrays are made."""
     needed = store_bytes(n, height, width, index) - _held_bytes(folder)
     check_free_disk(path.parent, max(needed, 0), f"the patch store {path.name} ({n} patches)")
@@ -157,7 +149,7 @@ def _allocated_memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np
     return array
 
 
-def _allocate_arrays(folder: Path, n: int, height: int, width: int) -> dict[str, np.memmap]:
+def allocate_arrays(folder: Path, n: int, height: int, width: int) -> dict[str, np.memmap]:
     """New, disk-reserved ``<folder>/<name>.npy`` for every array of :data:`ARRAYS`."""
     return {
         name: _allocated_memmap(folder / f"{name}.npy", ARRAYS[name][0], shape)
@@ -169,7 +161,7 @@ def _write_arrays(
     folder: Path, samples: Iterable[Mapping[str, np.ndarray]], n: int, height: int, width: int
 ) -> None:
     """Fill ``<folder>/<name>.npy`` for every array of :data:`ARRAYS` with exactly n samples."""
-    arrays = _allocate_arrays(folder, n, height, width)
+    arrays = allocate_arrays(folder, n, height, width)
     count = 0
     for i, sample in enumerate(samples):
         if i >= n:
@@ -183,21 +175,7 @@ def _write_arrays(
         array.flush()
 
 
-def write_rows(folder: Path, start: int, samples: Iterable[Mapping[str, np.ndarray]]) -> int:
-    """Write samples into rows ``start, start + 1, ...`` of the store arrays in ``folder`` (made
-    by :func:`build_patch_store`; any process may call it for its own rows) and flush them to
-    disk before returning (``msync``: the journal entry comes after). Returns the row count."""
-    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r+") for name in ARRAYS}
-    count = 0
-    for count, sample in enumerate(samples, start=1):
-        for name, array in arrays.items():
-            array[start + count - 1] = sample[name]
-    for array in arrays.values():
-        array.flush()
-    return count
-
-
-def _write_index_and_meta(folder: Path, n, height, width, index, meta) -> None:
+def write_index_and_meta(folder: Path, n, height, width, index, meta) -> None:
     index.to_csv(folder / "index.csv", index=False)
     full_meta = {
         "n": n,
@@ -224,12 +202,12 @@ def fill_patch_store(
 ) -> None:
     """Write the files of a store (arrays, ``index.csv``, ``meta.json``) into an empty folder
     (``path``: the store it becomes, named in the free-disk error)."""
-    _check_disk(path or folder, folder, n, height, width, index)
+    check_store_disk(path or folder, folder, n, height, width, index)
     _write_arrays(folder, samples, n, height, width)
-    _write_index_and_meta(folder, n, height, width, index, meta)
+    write_index_and_meta(folder, n, height, width, index, meta)
 
 
-def _validate(n: int, height: int, width: int, index: pd.DataFrame) -> None:
+def validate_size(n: int, height: int, width: int, index: pd.DataFrame) -> None:
     if len(index) != n:
         raise ValueError(f"index has {len(index)} rows for {n} patches")
     if height % SAR_FACTOR or width % SAR_FACTOR:
@@ -259,141 +237,11 @@ def write_patch_store(
     a :class:`~tml_cloudremoval.data.errors.DataError` before anything is written.
     """
     path = Path(path)
-    _validate(n, height, width, index)
+    validate_size(n, height, width, index)
     group = group if group is not None else FolderGroup([member])
     group.write(
         member,
         path,
         lambda folder: fill_patch_store(folder, samples, n, height, width, index, meta, path),
-    )
-    return path
-
-
-Ranges = list[tuple[int, int]]
-
-
-class BuildJournal:
-    """The row ranges ``[start, stop)`` of a store build whose arrays are flushed to disk.
-
-    Kept in :data:`JOURNAL` inside the build folder, rewritten atomically (``fsync``) after
-    every range: the data is on disk before the journal names it, so after ``kill -9`` every
-    range the journal lists is whole and every other row is redone.
-    """
-
-    def __init__(self, folder: Path, n: int, done: Sequence[Sequence[int]] = ()) -> None:
-        self.path, self.n = folder / JOURNAL, int(n)
-        self.done: Ranges = _merged([(int(a), int(b)) for a, b in done])
-
-    @classmethod
-    def load(cls, folder: Path, n: int) -> BuildJournal | None:
-        """The journal a killed build left in ``folder`` (None: none, or for another size)."""
-        try:
-            data = json.loads((folder / JOURNAL).read_text())
-        except (OSError, ValueError):
-            return None
-        return cls(folder, n, data["done"]) if data.get("n") == n else None
-
-    @property
-    def rows_done(self) -> int:
-        return sum(b - a for a, b in self.done)
-
-    def save(self) -> None:
-        write_json_atomic(self.path, {"n": self.n, "done": self.done}, indent=None)
-
-    def mark(self, start: int, stop: int) -> None:
-        """Record rows ``[start, stop)`` as written and flushed."""
-        self.done = _merged([*self.done, (start, stop)])
-        self.save()
-
-    def todo(self, chunk: int) -> Ranges:
-        """The rows not done, in ranges of at most ``chunk`` rows, in row order."""
-        out, at = [], 0
-        for a, b in [*self.done, (self.n, self.n)]:
-            out += [(s, min(s + chunk, a)) for s in range(at, a, chunk)]
-            at = b
-        return out
-
-
-def _merged(ranges: Ranges) -> Ranges:
-    out: Ranges = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        elif b > a:
-            out.append((a, b))
-    return out
-
-
-class RowSource(Protocol):
-    """What :func:`build_patch_store` builds from (e.g. ``TripletSamples``)."""
-
-    index: pd.DataFrame
-    meta: dict[str, Any]
-    height: int
-    width: int
-    resume_key: str
-    chunk: int
-
-    def __len__(self) -> int: ...
-
-    def write_rows(self, folder: Path, todo: Ranges, done: Callable[[int, int], None]) -> None:
-        """Write every range of ``todo`` with :func:`write_rows`; call ``done(start, stop)``
-        after each range is flushed."""
-
-
-def _arrays_whole(folder: Path, n: int, height: int, width: int) -> bool:
-    """True when every array file of a kept build has the shape and dtype of this one."""
-    try:
-        return all(
-            (a := np.load(folder / f"{name}.npy", mmap_mode="r")).shape == shape
-            and a.dtype == ARRAYS[name][0]
-            for name, shape in array_shapes(n, height, width).items()
-        )
-    except (OSError, ValueError):
-        return False
-
-
-def _fill_from_source(folder: Path, path: Path, source: RowSource) -> None:
-    """Make or continue the build in ``folder``: arrays, journal, the source's rows, index/meta."""
-    n, height, width = len(source), int(source.height), int(source.width)
-    journal = BuildJournal.load(folder, n)
-    if journal is None or not _arrays_whole(folder, n, height, width):
-        _check_disk(path, folder, n, height, width, source.index)
-        _allocate_arrays(folder, n, height, width)  # made, reserved, flushed at close
-        journal = BuildJournal(folder, n)
-        journal.save()
-    else:
-        log.info("%s: %d of %d patches already built, continuing", path, journal.rows_done, n)
-    source.write_rows(folder, journal.todo(max(1, int(source.chunk))), journal.mark)
-    if journal.rows_done != n:
-        raise ValueError(f"{path}: the source wrote {journal.rows_done} of {n} patches")
-    _write_index_and_meta(folder, n, height, width, source.index, source.meta)
-
-
-def build_patch_store(
-    path: str | os.PathLike,
-    source: RowSource,
-    group: FolderGroup | None = None,
-    member: str = "store",
-) -> Path:
-    """Build the store at ``path`` from a :class:`RowSource` that writes its rows itself (in
-    worker processes: nothing of a sample passes through this process), resumably.
-
-    The same guarantees as :func:`write_patch_store` (lock, atomic swap, group, free disk
-    checked before anything is written); in addition a build killed at any point (``kill -9``
-    included) leaves its folder with a :class:`BuildJournal`, and the next build with the same
-    ``source.resume_key`` (table fingerprint, settings, :data:`STORE_FORMAT`) continues from the
-    journal; the finished store is byte-identical to one built without interruption. A
-    different key starts over (logged).
-    """
-    path = Path(path)
-    n, height, width = len(source), int(source.height), int(source.width)
-    _validate(n, height, width, source.index)
-    group = group if group is not None else FolderGroup([member])
-    group.write(
-        member,
-        path,
-        lambda folder: _fill_from_source(folder, path, source),
-        resume_key=source.resume_key,
     )
     return path

@@ -4,7 +4,7 @@
 :mod:`tml_cloudremoval.data.discovery`), :func:`prepare_patch` turns it into one patch-store
 sample (TML bands, cloud/shadow mask, SAR at 40 m) and :class:`TripletSamples` is the lazy
 sequence of samples that ``PatchStoreDataset.save`` builds a store from
-(:func:`~tml_cloudremoval.data.patch_store.build_patch_store`: worker processes write their
+(:func:`~tml_cloudremoval.data.store_build.build_patch_store`: worker processes write their
 rows straight into the store, resumably); :func:`split_samples` makes one per split, written
 together.
 """
@@ -30,7 +30,8 @@ from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
 from tml_cloudremoval.data.content import check_triplet_content
 from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS, table_fingerprint
 from tml_cloudremoval.data.errors import DataError
-from tml_cloudremoval.data.patch_store import STORE_FORMAT, store_bytes, write_rows
+from tml_cloudremoval.data.patch_store import STORE_FORMAT, store_bytes
+from tml_cloudremoval.data.store_build import write_rows
 from tml_cloudremoval.data.store_group import FolderGroup
 from tml_cloudremoval.raster import read_header, read_raster
 from tml_cloudremoval.sar import SAR_METHODS, fill_nan_with_channel_mean, sar_to_40m

@@ -9,7 +9,7 @@ Catalog::
 ``load()`` opens the folder as a :class:`~tml_cloudremoval.data.patch_store.PatchStore` (read-only
 memory maps, nothing is read up front). ``save(samples)`` writes one atomically: a
 :class:`~tml_cloudremoval.data.triplets.TripletSamples` with
-:func:`~tml_cloudremoval.data.patch_store.build_patch_store` (workers write straight into the
+:func:`~tml_cloudremoval.data.store_build.build_patch_store` (workers write straight into the
 store; a killed build continues on the next run), anything else with
 :func:`~tml_cloudremoval.data.patch_store.write_patch_store`.
 """
@@ -23,12 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tml_cloudremoval.data.patch_store import (
-    ARRAYS,
-    PatchStore,
-    build_patch_store,
-    write_patch_store,
-)
+from tml_cloudremoval.data.patch_store import ARRAYS, PatchStore, write_patch_store
+from tml_cloudremoval.data.store_build import build_patch_store
 from tml_cloudremoval.datasets.folder import FolderDataset
 
 
@@ -44,7 +40,7 @@ class PatchStoreDataset(FolderDataset[Any, PatchStore]):
     :class:`~tml_cloudremoval.data.store_group.FolderGroup`) and ``store_member`` are put in
     place together with the group's other stores: a fault in any of them replaces none.
     A source with ``write_rows`` and ``resume_key`` (a
-    :class:`~tml_cloudremoval.data.patch_store.RowSource`) writes its own rows, resumably.
+    :class:`~tml_cloudremoval.data.store_build.RowSource`) writes its own rows, resumably.
     """
 
     def load(self) -> PatchStore:
