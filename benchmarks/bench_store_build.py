@@ -10,8 +10,11 @@ synthetic set; the list is repeated ``--times`` times (the same files again: a l
 real content). Every build runs in its own child process (so each peak RSS is its own: the
 parent's ``ru_maxrss`` and the largest worker's, ``RUSAGE_CHILDREN``), and the modes are
 interleaved over ``--repeats`` rounds (``interleave.py``: median, range, per-round ratios).
-Worker start-up (spawn, imports) is inside the timing, as in a real build. Nothing here is
-asserted by the tests.
+patches/s is the steady rate, from a quarter of the rows done to the end (worker start-up, a
+few seconds, once per store, left out: over 122,218 triplets it does not count); "whole build"
+includes it. The parent's peak RSS is printed at two list lengths: the old path's grows with
+the store (it maps the whole store while copying into it), the direct build's does not.
+Nothing here is asserted by the tests.
 """
 
 from __future__ import annotations
@@ -31,32 +34,63 @@ from interleave import interleaved, ratio_spread, spread
 HERE = Path(__file__).resolve().parent
 
 
-def child(mode: str, workers: int, csv: str, out: str) -> None:
-    """One build (in a child process): print seconds and peak RSS as one JSON line."""
+def steady_rate(events: list[tuple[float, int]], n: int) -> float:
+    """patches/s between a quarter and all of the rows done (worker start-up and the first
+    chunks left out): ``events`` are (time, rows just finished)."""
+    done, t_quarter, rows_quarter = 0, None, 0
+    for t, rows in events:
+        done += rows
+        if t_quarter is None and done >= n / 4:
+            t_quarter, rows_quarter = t, done
+    t_end = events[-1][0]
+    return (n - rows_quarter) / (t_end - t_quarter) if t_end > t_quarter else float("nan")
+
+
+def child(mode: str, workers: int, csv: str, out: str, chunk: int) -> None:
+    """One build (in a child process): print seconds, steady patches/s and peak RSS (JSON)."""
     import time
 
     import pandas as pd
 
-    from tml_cloudremoval.data.patch_store import build_patch_store, write_patch_store
+    from tml_cloudremoval.data import store_build
+    from tml_cloudremoval.data.patch_store import write_patch_store
     from tml_cloudremoval.data.triplets import TripletSamples
 
+    events: list[tuple[float, int]] = []
+    mark = store_build.BuildJournal.mark
+
+    def timed_mark(journal, start: int, stop: int) -> None:
+        mark(journal, start, stop)
+        events.append((time.perf_counter(), stop - start))
+
+    store_build.BuildJournal.mark = timed_mark
     rows = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    samples = TripletSamples(rows, progress=False, workers=workers, min_per_worker=1)
+    samples = TripletSamples(rows, progress=False, workers=workers, min_per_worker=1, chunk=chunk)
+
+    def timed(iterable):
+        for sample in iterable:
+            events.append((time.perf_counter(), 1))
+            yield sample
+
     start = time.perf_counter()
     if mode == "direct":
-        build_patch_store(out, samples)
+        store_build.build_patch_store(out, samples)
     else:  # the old path: samples through the parent, copied into the store there
         size = (samples.height, samples.width)
-        write_patch_store(out, iter(samples), len(samples), *size, samples.index, samples.meta)
+        write_patch_store(out, timed(samples), len(samples), *size, samples.index, samples.meta)
     seconds = time.perf_counter() - start
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"s": seconds, "parent_mb": kib / 1024, "worker_mb": worker_kib / 1024}))
+    result = {"s": seconds, "steady": steady_rate(events, len(samples)), "parent_mb": kib / 1024}
+    print(json.dumps(result | {"worker_mb": worker_kib / 1024}))
+
+
+CHUNK = 8  # rows per worker task here (the project's default is 64): room for a steady rate
 
 
 def run_build(mode: str, workers: int, csv: Path, tmp: Path) -> dict[str, float]:
     out = tmp / f"store_{mode}_{workers}"
-    cmd = [sys.executable, __file__, "--child", mode, str(workers), str(csv), str(out)]
+    cmd = [sys.executable, __file__, "--child", mode, str(workers), str(csv), str(out), str(CHUNK)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{mode} build with {workers} worker(s) failed:\n{done.stderr}")
@@ -87,7 +121,7 @@ def measure(csv: Path, n: int, workers: list[int], repeats: int, tmp: Path):
         def once() -> float:
             result = run_build(kind, w, csv, tmp)
             rss.setdefault(f"{kind} {w}", []).append(result)
-            return n / result["s"]
+            return result["steady"]
 
         return once
 
@@ -95,17 +129,22 @@ def measure(csv: Path, n: int, workers: list[int], repeats: int, tmp: Path):
     return interleaved(modes, repeats), rss
 
 
-def report(speeds, rss, workers: list[int]) -> None:
+def report(speeds, rss, workers: list[int], n: int) -> None:
+    """Steady patches/s (a quarter of the rows done to the end), per core, the whole build
+    (worker start-up included) and peak RSS, per mode."""
     rows = []
     for name, values in speeds.items():
         kind, w = name.split()
         s = spread(values)
         per_core = spread([v / int(w) for v in values])
+        whole = spread([n / r["s"] for r in rss[name]])
         parent = max(r["parent_mb"] for r in rss[name])
         worker = max(r["worker_mb"] for r in rss[name])
         label = "workers write into the store" if kind == "direct" else "old: samples via parent"
-        rows.append([label, w, s.text(), per_core.text(), f"{parent:.0f}", f"{worker:.0f}"])
-    header = ["path", "workers", "patches/s", "per core", "parent RSS MB", "worker RSS MB"]
+        rows.append(
+            [label, w, s.text(), per_core.text(), whole.text(), f"{parent:.0f}", f"{worker:.0f}"]
+        )
+    header = ["path", "workers", "patches/s", "per core", "whole build", "parent MB", "worker MB"]
     print(table(rows, header))
     print()
     for w in workers:
@@ -118,7 +157,7 @@ def report(speeds, rss, workers: list[int]) -> None:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
-        child(argv[1], int(argv[2]), argv[3], argv[4])
+        child(argv[1], int(argv[2]), argv[3], argv[4], int(argv[5]))
         return 0
     from tml_cloudremoval.data.triplets import usable_cores
 
@@ -146,7 +185,7 @@ def main(argv: list[str]) -> int:
         print(f"machine: {machine_line()}")
         print(f"workers {workers}, {repeats} interleaved round(s), one child process per build\n")
         speeds, rss = measure(csv, len(rows), workers, repeats, tmp)
-        report(speeds, rss, workers)
+        report(speeds, rss, workers, len(rows))
         big = max(workers)
         print(f"\nparent peak RSS MB against the list length ({big} workers, one build each):")
         for k in (1, 2):
