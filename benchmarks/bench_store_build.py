@@ -12,8 +12,11 @@ parent's ``ru_maxrss`` and the largest worker's, ``RUSAGE_CHILDREN``), and the m
 interleaved over ``--repeats`` rounds (``interleave.py``: median, range, per-round ratios).
 patches/s is the steady rate, from a quarter of the rows done to the end (worker start-up, a
 few seconds, once per store, left out: over 122,218 triplets it does not count); "whole build"
-includes it. The parent's peak RSS is printed at two list lengths: the old path's grows with
-the store (it maps the whole store while copying into it), the direct build's does not.
+includes it. "per CPU-s" is patches per CPU-second of the parent and its workers together
+(``getrusage``, start-up included): what a core gives when it gets to run, which a shared,
+loaded machine distorts far less than wall-clock rates. The parent's peak RSS is printed at
+two list lengths: the old path's grows with the store (it maps the whole store while copying
+into it), the direct build's does not.
 Nothing here is asserted by the tests.
 """
 
@@ -72,6 +75,8 @@ def child(mode: str, workers: int, csv: str, out: str, chunk: int) -> None:
             events.append((time.perf_counter(), 1))
             yield sample
 
+    before = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    cpu_before = sum(u.ru_utime + u.ru_stime for u in before)
     start = time.perf_counter()
     if mode == "direct":
         store_build.build_patch_store(out, samples)
@@ -79,10 +84,14 @@ def child(mode: str, workers: int, csv: str, out: str, chunk: int) -> None:
         size = (samples.height, samples.width)
         write_patch_store(out, timed(samples), len(samples), *size, samples.index, samples.meta)
     seconds = time.perf_counter() - start
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = {"s": seconds, "steady": steady_rate(events, len(samples)), "parent_mb": kib / 1024}
-    print(json.dumps(result | {"worker_mb": worker_kib / 1024}))
+    me, workers_ = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    cpu = sum(u.ru_utime + u.ru_stime for u in (me, workers_)) - cpu_before
+    result = {"s": seconds, "steady": steady_rate(events, len(samples)), "cpu_s": cpu}
+    print(
+        json.dumps(
+            result | {"parent_mb": me.ru_maxrss / 1024, "worker_mb": workers_.ru_maxrss / 1024}
+        )
+    )
 
 
 CHUNK = 8  # rows per worker task here (the project's default is 64): room for a steady rate
@@ -138,13 +147,14 @@ def report(speeds, rss, workers: list[int], n: int) -> None:
         s = spread(values)
         per_core = spread([v / int(w) for v in values])
         whole = spread([n / r["s"] for r in rss[name]])
+        per_cpu = spread([n / r["cpu_s"] for r in rss[name]])
         parent = max(r["parent_mb"] for r in rss[name])
         worker = max(r["worker_mb"] for r in rss[name])
+        mb = [f"{parent:.0f}", f"{worker:.0f}"]
         label = "workers write into the store" if kind == "direct" else "old: samples via parent"
-        rows.append(
-            [label, w, s.text(), per_core.text(), whole.text(), f"{parent:.0f}", f"{worker:.0f}"]
-        )
-    header = ["path", "workers", "patches/s", "per core", "whole build", "parent MB", "worker MB"]
+        rows.append([label, w, s.text(), per_core.text(), whole.text(), per_cpu.text(), *mb])
+    header = ["path", "workers", "patches/s", "per core", "whole build", "per CPU-s"]
+    header += ["parent MB", "worker MB"]
     print(table(rows, header))
     print()
     for w in workers:
