@@ -65,10 +65,9 @@ class _Counting:
         return self.prepare(*args, **kwargs)
 
 
-def test_build_in_workers_is_byte_identical_to_the_old_path(long_table, tmp_path):
-    table, _ = long_table
+def test_build_in_workers_is_byte_identical_to_the_old_path(table, tmp_path):
     reference = _reference(table, tmp_path / "ref")
-    samples = TripletSamples(table, progress=False, workers=2, min_per_worker=1, chunk=5)
+    samples = TripletSamples(table, progress=False, workers=2, min_per_worker=1, chunk=2)
     build_patch_store(tmp_path / "new", samples)
     assert _files(tmp_path / "new") == reference
     assert json.loads(reference["meta.json"])["store_format"] == 2
