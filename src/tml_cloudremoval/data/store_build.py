@@ -8,6 +8,8 @@ through the parent: it hands out row ranges and table rows and keeps a :class:`B
 the ranges flushed. A build killed at any moment (``kill -9`` included) keeps its folder; the
 next one with the same resume key (table fingerprint, settings, ``STORE_FORMAT``) continues from
 the journal, and the finished store is byte-identical to one built without interruption.
+(A worker whose parent was killed ends after its current chunk; the rows it still writes hold
+the same bytes the continued build writes there, so it cannot change the result.)
 """
 
 from __future__ import annotations
