@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = (
     "bench_cloud_mask.py",
     "bench_input_pipeline.py",
+    "bench_store_build.py",
     "bench_training.py",
     "bench_inference.py",
     "bench_inference_uncertainty.py",
