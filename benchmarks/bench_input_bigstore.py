@@ -314,7 +314,10 @@ def main(argv: list[str]) -> int:
         args.size_gb, args.repeats, args.seconds = min(args.size_gb, 0.5), 1, 1.0
     n = max(BLOCK, int(args.size_gb * 1e9 / (SAMPLE_BYTES * (1 + args.patch_major))))
     folder = Path(tempfile.mkdtemp(prefix="bench_bigstore_", dir=args.folder))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # -> finally: the store goes
+    # Ctrl-C and SIGTERM both end in the ``finally`` below, which deletes the store (SIGINT
+    # too when started in the background, where the shell would have it ignored).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         t0 = time.perf_counter()
         files = write_stores(folder, n, args.patch_major)
