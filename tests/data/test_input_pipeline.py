@@ -292,7 +292,7 @@ def _reference_epoch(store, n, crop, seed, epoch):
     return [np.stack(a) for a in zip(*out, strict=True)]
 
 
-@pytest.mark.parametrize("ahead", [0, 3, READ_AHEAD])
+@pytest.mark.parametrize("ahead", [0, 3, 15, READ_AHEAD])  # 15: between 1 and 2 epochs
 def test_read_ahead_gives_the_samples_of_a_plain_numpy_reference(tmp_path, ahead):
     n, crop, batch, seed = 10, 16, 4, 5
     store = coded_store(tmp_path / "coded", n)

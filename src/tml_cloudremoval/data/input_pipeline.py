@@ -189,7 +189,8 @@ def train_dataset(
         p = epoch_samples(n, h, w, crop, seed, int(epoch), used, augment_data)
         i_ahead, r_ahead = np.full(used, -1, np.int64), np.zeros(used, np.int64)
         if ahead:
-            i_ahead[: used - ahead], r_ahead[: used - ahead] = p.index[ahead:], p.row[ahead:]
+            later = max(0, used - ahead)  # samples that announce one further on
+            i_ahead[:later], r_ahead[:later] = p.index[ahead:], p.row[ahead:]
             for i, r in zip(p.index[:ahead], p.row[:ahead], strict=False):
                 announce(i, r)
         return p.index, p.row, p.col, p.flip, p.rot, i_ahead, r_ahead
