@@ -279,8 +279,11 @@ def validate_triplets(
             found += faults
             sizes[start : start + len(chunk_sizes)] = chunk_sizes
             bar.update(len(chunk_sizes))
-    keys = rows[["split", "scene_id", "patch"]]
-    problems = [TripletProblem(*keys.iloc[i].astype(str), path, f) for i, path, f in found]
+    keys = rows[["split", "scene_id", "patch"]].iloc[[i for i, _, _ in found]].astype(str)
+    problems = [
+        TripletProblem(*key, path, fault)
+        for key, (_, path, fault) in zip(keys.itertuples(index=False), found, strict=True)
+    ]
     if same_size:
         problems += _size_outliers(rows, sizes, {i for i, _, _ in found})
     return problems

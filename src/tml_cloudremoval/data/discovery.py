@@ -8,6 +8,7 @@ naming is defined once, in :mod:`tml_cloudremoval.data.layout`.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import logging
@@ -62,6 +63,9 @@ FILE_LIST_SPLITS: dict[str, str] = {"1": "train", "2": "val", "3": "test"}
 
 LAYOUTS: tuple[str, ...] = ("auto", "official", "flattened")
 
+PROGRESS_FOLDERS = 100
+"""Scene folders above which discovery shows a progress bar (SEN12MS-CR: 525)."""
+
 _FILE_LIST_SEPARATOR = re.compile(r"\s*[\t,]\s*")
 
 _Key = tuple[str, str, str]  # (roi_season, scene, patch number)
@@ -110,17 +114,39 @@ def _globbed(root: Path, pattern: str) -> list[str]:
     return glob.glob(os.path.join(glob.escape(str(root)), pattern))
 
 
-def _scan_official(root: Path) -> tuple[dict[_Key, dict[str, str]], list[str]]:
-    """Files of the official layout under root -> ({key: {modality: path}}, odd names)."""
+def _official_folders(root: Path) -> list[tuple[str, str, str]]:
+    """``(modality, folder, file pattern)`` of every scene folder of the official layout."""
+    folders = []
+    for modality in MODALITIES:
+        folder_pattern, _, file_pattern = official_glob(modality).rpartition("/")
+        for folder in sorted(_globbed(root, folder_pattern)):
+            if os.path.isdir(folder):
+                folders.append((modality, folder, file_pattern))
+    return folders
+
+
+def _scan_official(
+    root: Path, progress: bool | None = None
+) -> tuple[dict[_Key, dict[str, str]], list[str]]:
+    """Files of the official layout under root -> ({key: {modality: path}}, odd names).
+
+    One ``listdir`` per scene folder (names matched as ``glob`` would: hidden names skipped);
+    a progress bar over the folders when ``progress`` (None: above :data:`PROGRESS_FOLDERS`)."""
     found: dict[_Key, dict[str, str]] = {}
     odd: list[str] = []
-    for modality in MODALITIES:
-        for path in _globbed(root, official_glob(modality)):
-            key = match_official_name(modality, os.path.basename(path))
+    folders = _official_folders(root)
+    show = len(folders) > PROGRESS_FOLDERS if progress is None else progress
+    bar = tqdm(folders, desc=f"discover {root.name}", unit="folder", disable=not show)
+    for modality, folder, pattern in bar:
+        prefix = folder + os.sep
+        for name in fnmatch.filter(os.listdir(folder), pattern):
+            if name.startswith("."):
+                continue
+            key = match_official_name(modality, name)
             if key is None:
-                odd.append(path)
+                odd.append(prefix + name)
             else:
-                found.setdefault(key, {})[modality] = path
+                found.setdefault(key, {})[modality] = prefix + name
     return found, odd
 
 
@@ -142,11 +168,13 @@ def _scan_flattened(
     return found, odd, names
 
 
-def _rows_of_scan(root: Path, layout: str) -> tuple[list[dict[str, str]], list[str], list[str]]:
+def _rows_of_scan(
+    root: Path, layout: str, progress: bool | None = None
+) -> tuple[list[dict[str, str]], list[str], list[str]]:
     """Scan root in ``layout`` -> (table rows, odd files, missing partners); a missing partner
     is listed at its expected path. Paths are strings under the (absolute) root."""
     if layout == "official":
-        found, odd = _scan_official(root)
+        found, odd = _scan_official(root, progress)
 
         def expected(rs: str, scene: str, patch: str, modality: str) -> str:
             return str(official_paths(root, rs, scene, patch)[modality])
@@ -170,14 +198,14 @@ def _rows_of_scan(root: Path, layout: str) -> tuple[list[dict[str, str]], list[s
 _Scan = tuple[list[dict[str, str]], list[str], list[str]]
 
 
-def _choose_layout(root: Path, layout: str) -> tuple[str, _Scan]:
+def _choose_layout(root: Path, layout: str, progress: bool | None = None) -> tuple[str, _Scan]:
     """The layout to read under root, and its scan (each layout present is scanned once).
     ``"auto"`` with both layouts present is refused, naming both and their triplet counts
     (reading both would list a flattened copy of the official files twice, possibly in two
     splits; reading one silently would drop the other's files); an explicit layout reads only
     that one and logs what the other holds."""
     present = layouts_present(root)
-    scans = {name: _rows_of_scan(root, name) for name in present}
+    scans = {name: _rows_of_scan(root, name, progress) for name in present}
     counts = {name: len(scan[0]) for name, scan in scans.items()}
     if layout == "auto":
         if len(present) == 2:
@@ -203,11 +231,11 @@ def _choose_layout(root: Path, layout: str) -> tuple[str, _Scan]:
                 other,
                 counts[other],
             )
-    return layout, scans.get(layout) or _rows_of_scan(root, layout)
+    return layout, scans.get(layout) or _rows_of_scan(root, layout, progress)
 
 
 def discover_triplets(
-    root: str | Path, layout: str = "auto", progress: bool = False
+    root: str | Path, layout: str = "auto", progress: bool | None = None
 ) -> pd.DataFrame:
     """Scan ``root`` for triplets (official or flattened layout) -> triplet table, split ``""``.
 
@@ -216,29 +244,27 @@ def discover_triplets(
     triplet is never dropped silently. Rows are sorted by ROI/season, scene number, patch
     number. Raises :class:`DataError` naming the root when it is missing or holds no triplet,
     and, with ``layout="auto"``, when it holds both layouts (see :func:`_choose_layout`).
-    One listing of the folders, no ``Path`` object or ``stat`` per file: linear in the files
-    (about 3 s for the 366,654 files of SEN12MS-CR, see ``benchmarks/bench_scale.py``).
-    ``progress``: a progress bar over the steps (scan, table).
+    One listing of each folder, no ``Path`` object or ``stat`` per file: linear in the files
+    (a few s of a core for the 366,654 files of SEN12MS-CR, see ``benchmarks/bench_scale.py``).
+    ``progress``: a progress bar over the scene folders (None: where there are more than
+    :data:`PROGRESS_FOLDERS`).
     """
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; use one of {LAYOUTS}")
     root = Path(root).resolve()
     if not root.is_dir():
         raise DataError(f"{root}: data root does not exist or is not a folder")
-    with tqdm(total=2, desc=f"discover {root.name}", unit="step", disable=not progress) as bar:
-        layout, (rows, odd, missing) = _choose_layout(root, layout)
-        bar.update()
-        if odd:
-            log.warning(
-                "%d .tif file(s) under %s do not follow the SEN12MS-CR naming and are ignored: %s",
-                len(odd),
-                root,
-                _listing(sorted(odd)),
-            )
-        if not rows:
-            raise DataError(f"{root}: no SEN12MS-CR triplets found ({layout} layout)")
-        table = _table(rows)
-        bar.update()
+    layout, (rows, odd, missing) = _choose_layout(root, layout, progress)
+    if odd:
+        log.warning(
+            "%d .tif file(s) under %s do not follow the SEN12MS-CR naming and are ignored: %s",
+            len(odd),
+            root,
+            _listing(sorted(odd)),
+        )
+    if not rows:
+        raise DataError(f"{root}: no SEN12MS-CR triplets found ({layout} layout)")
+    table = _table(rows)
     _warn_missing(missing, root)
     return table
 
