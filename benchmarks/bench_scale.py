@@ -124,7 +124,7 @@ def _row(n: int, mode: str, r: dict) -> list[str]:
         mode,
         *(f"{r[s]:.2f}" for s in STEPS),
         " / ".join(us),
-        f"{3 * n / max(r['validate'], 1e-9):,.0f}",
+        f"{3 * n / r['validate']:,.0f}" if r["validate"] else "-",
         f"{r['validate_cpu']:.1f}",
         f"{1e3 * r['validate_cpu'] / (3 * n):.2f}",
         f"{total:.1f}",
