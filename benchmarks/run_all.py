@@ -25,6 +25,7 @@ ORDER = (
     "bench_training.py",
     "bench_inference.py",
     "bench_inference_uncertainty.py",
+    "bench_scale.py",
 )
 
 

@@ -52,14 +52,19 @@ def split_triplets(
 
 
 def validate_triplets(
-    train_triplets: pd.DataFrame, val_triplets: pd.DataFrame, test_triplets: pd.DataFrame
+    train_triplets: pd.DataFrame,
+    val_triplets: pd.DataFrame,
+    test_triplets: pd.DataFrame,
+    data: dict[str, Any],
 ) -> dict[str, Any]:
     """Check every file of every split, its header and then its pixels band by band (all NaN,
-    constant, inf, outside the physical range) -> the validation report (JSON): each problem
-    (split, scene_id, patch, path, fault) and fingerprints of the lists it checked."""
+    constant, inf, outside the physical range), in ``data.workers`` processes -> the validation
+    report (JSON): each problem (split, scene_id, patch, path, fault) and fingerprints of the
+    lists it checked."""
+    config = data_config(data)
     tables = _tables(train_triplets, val_triplets, test_triplets)
     n = sum(len(t) for t in tables.values())
-    return checks.validation_report(tables, progress=n > 1000)
+    return checks.validation_report(tables, progress=n > 1000, workers=config.workers)
 
 
 def select_valid_triplets(
