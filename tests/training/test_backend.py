@@ -63,6 +63,16 @@ def test_off_tensorflow_one_device_and_jit(on_jax) -> None:
     assert backend.compute_dtype(True) is None  # no GPU on the test machine
 
 
+@pytest.mark.parametrize(
+    ("wanted", "policy"),
+    [(False, None), (True, "mixed_float16"), ("float16", "mixed_float16"),
+     ("bfloat16", "mixed_bfloat16")],
+)  # fmt: skip
+def test_off_tensorflow_a_gpu_gets_each_precision_s_policy(on_jax, monkeypatch, wanted, policy):
+    monkeypatch.setattr(backend, "gpu_visible", lambda: True)
+    assert backend.compute_dtype(wanted) == policy
+
+
 def test_jit_follows_xla_on_tensorflow() -> None:
     assert backend.jit_compile(False) is False and backend.jit_compile(True) is True
 

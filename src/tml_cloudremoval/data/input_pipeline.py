@@ -24,8 +24,11 @@ what ran before it: a resumed run sees exactly the batches an uninterrupted run 
 Validation (``eval_dataset``): full patches in store order, no crop, no augmentation.
 
 Reading: a ``tf.numpy_function`` (``sampling.crop_reader``) slices the crop straight out of the
-memory-mapped store (only the crop's bytes are read); casting, normalisation and augmentation
-are TF ops, which run in the parallel map without holding the GIL; batches are prefetched.
+memory-mapped store (only the crop's rows are read), after asking the OS to start reading the
+crop rows of the sample ``read_ahead_samples`` further on (``sampling.read_ahead``: a store
+bigger than the page cache is then read with many requests in flight); casting, normalisation
+and augmentation are TF ops, which run in the parallel map without holding the GIL; batches are
+prefetched.
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.data.sampling import (
     FLIPS,
+    READ_AHEAD,
     EpochPlan,
     check_store,
     crop_reader,
     epoch_plan,
     epoch_samples,
     epoch_size,
+    read_ahead,
 )
 from tml_cloudremoval.normalise import MAX_VAL_SAR, OPTICAL_CLIP_DN, OPTICAL_SCALE, SAR_CLIP_DB
 
@@ -100,16 +105,27 @@ def augment(image: tf.Tensor, flip: tf.Tensor, rot: tf.Tensor) -> tf.Tensor:
     return tf.image.rot90(image, k=tf.cast(rot, tf.int32))
 
 
-def _sample_fn(store: PatchStore, crop_h: int, crop_w: int, include_sar: bool):
-    """tf function (index, row, col, flip, rot) -> (x, y) of one sample (see the module doc)."""
-    read = crop_reader(store, crop_h, crop_w)
+def _sample_fn(store: PatchStore, crop_h: int, crop_w: int, include_sar: bool, announce=None):
+    """tf function (index, row, col, flip, rot, index_ahead, row_ahead) -> (x, y) of one sample
+    (see the module doc); ``announce(index_ahead, row_ahead)`` (``sampling.read_ahead``, None:
+    no read-ahead) is called before the crop is read."""
+    crop = crop_reader(store, crop_h, crop_w)
+
+    def read(i, r, c, i_ahead, r_ahead):
+        if announce is not None:
+            announce(int(i_ahead), int(r_ahead))
+        return crop(i, r, c)
+
     bands = int(store.s2.shape[-1])
     sar_shape = (crop_h // SAR_FACTOR, crop_w // SAR_FACTOR, int(store.s1.shape[-1]))
     square = crop_h == crop_w
 
-    def load(i, r, c, flip, rot):
+    def load(i, r, c, flip, rot, i_ahead, r_ahead):
         cloudy, target, mask, sar = tf.numpy_function(
-            read, [i, r, c], [tf.uint16, tf.uint16, tf.uint8, tf.float32], stateful=False
+            read,
+            [i, r, c, i_ahead, r_ahead],
+            [tf.uint16, tf.uint16, tf.uint8, tf.float32],
+            stateful=False,
         )
         cloudy = tf.ensure_shape(normalise_optical_tf(cloudy), (crop_h, crop_w, bands))
         target = tf.ensure_shape(normalise_optical_tf(target), (crop_h, crop_w, bands))
@@ -146,6 +162,7 @@ def train_dataset(
     augment_data: bool = True,
     parallel_calls: int | None = None,
     multiple_of: int = 1,
+    read_ahead_samples: int = READ_AHEAD,
 ) -> tf.data.Dataset:
     """Batches of epochs ``first_epoch .. last_epoch - 1`` (endless when ``last_epoch`` is None).
 
@@ -154,20 +171,32 @@ def train_dataset(
     replica), each sample exactly once. Feed it to
     ``Model.fit(steps_per_epoch=<those batches>, initial_epoch=first_epoch)``; consecutive Keras
     epochs then take consecutive plan epochs.
+
+    ``read_ahead_samples`` K: while sample j is read, the crop rows of sample j + K are
+    requested from the OS (``sampling.read_ahead``; the first K when the epoch starts); 0 turns
+    it off. The samples are the same either way.
     """
     n, h, w = len(store), store.height, store.width
     crop = int(crop_size) if crop_size else min(h, w)
     check_store(store, crop)
     _, used = epoch_size(n, batch_size, steps_per_epoch, multiple_of)
-    load = _sample_fn(store, crop, crop, include_sar)
+    ahead = max(0, int(read_ahead_samples))
+    announce = read_ahead(store, crop) if ahead else None
+    load = _sample_fn(store, crop, crop, include_sar, announce)
     parallel = parallel_calls or tf.data.AUTOTUNE
 
     def plan(epoch: np.int64):
         p = epoch_samples(n, h, w, crop, seed, int(epoch), used, augment_data)
-        return p.index, p.row, p.col, p.flip, p.rot
+        i_ahead, r_ahead = np.full(used, -1, np.int64), np.zeros(used, np.int64)
+        if ahead:
+            later = max(0, used - ahead)  # samples that announce one further on
+            i_ahead[:later], r_ahead[:later] = p.index[ahead:], p.row[ahead:]
+            for i, r in zip(p.index[:ahead], p.row[:ahead], strict=False):
+                announce(i, r)
+        return p.index, p.row, p.col, p.flip, p.rot, i_ahead, r_ahead
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        arrays = tf.numpy_function(plan, [epoch], [tf.int64] * 5, stateful=False)
+        arrays = tf.numpy_function(plan, [epoch], [tf.int64] * 7, stateful=False)
         arrays = [tf.ensure_shape(a, (used,)) for a in arrays]
         return (
             tf.data.Dataset.from_tensor_slices(tuple(arrays))
@@ -196,7 +225,7 @@ def eval_dataset(
     n = epoch_size(len(store), batch_size, None, multiple_of)[1]
     load = _sample_fn(store, store.height, store.width, include_sar)
     zeros = tf.zeros(n, tf.int64)
-    samples = (tf.range(n, dtype=tf.int64), zeros, zeros, zeros, zeros)
+    samples = (tf.range(n, dtype=tf.int64), zeros, zeros, zeros, zeros, zeros - 1, zeros)
     ds = (
         tf.data.Dataset.from_tensor_slices(samples)
         .map(load, num_parallel_calls=parallel_calls or tf.data.AUTOTUNE, deterministic=True)

@@ -50,6 +50,7 @@ from tml_cloudremoval.training.run_folder import (
     run_settings,
     settings_fingerprint,
 )
+from tml_cloudremoval.training.schedule import warmup_learning_rate
 from tml_cloudremoval.training.summary import (
     EpochSizes,
     fmt,
@@ -183,7 +184,7 @@ def build_trainer(
         network = build_dsen2cr(**asdict(model_cfg), dtype=dtype)
         trainer = CloudRemovalTrainer(network, cfg.loss, cfg.carl_lambda, name="trainer")
         optimizer = keras.optimizers.Nadam(
-            learning_rate=cfg.learning_rate,
+            learning_rate=warmup_learning_rate(cfg.learning_rate, cfg.warmup_steps),
             beta_1=cfg.beta_1,
             beta_2=cfg.beta_2,
             epsilon=cfg.epsilon,

@@ -87,7 +87,9 @@ def build_patch_stores(
     ``data.cloud_threshold``, SAR at 40 m with ``data.sar_method``, ``data.workers`` processes),
     one per split (an empty split, which only the official split allows, gives a store of 0
     patches). The three stores are put in place together, after the last is complete: a fault
-    in any split (unusable pixels, a full disk) leaves all three as they were."""
+    in any split (unusable pixels, a full disk) leaves all three as they were. Saving them
+    (``PatchStoreDataset``) checks the free disk for all three first, lets the workers write
+    straight into the stores, and continues a build killed before (same lists and settings)."""
     config = data_config(data)
     tables = _tables(train_triplets_valid, val_triplets_valid, test_triplets_valid)
     samples = split_samples(
