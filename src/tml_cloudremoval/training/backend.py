@@ -14,7 +14,7 @@ losses, metrics and trainer are ``keras.ops`` and run on every backend; what dif
   always ``jax.jit``-compiled (XLA is JAX's own compiler: un-jitted JAX runs op by op, a
   debugging mode), so the key has no effect there; on PyTorch it is ``torch.compile``.
 - ``training.mixed_precision``: on TensorFlow ``training.strategy.compute_dtype``; elsewhere
-  the same rule (mixed float16 only when the backend sees a GPU), asked of that backend.
+  the same rule (``config.PRECISION_POLICIES``, only when the backend sees a GPU).
 
 TensorFlow is imported only on the TensorFlow backend (through ``training.strategy``).
 """
@@ -140,19 +140,20 @@ def gpu_visible() -> bool:
     return False
 
 
-def compute_dtype(mixed_precision: Any) -> str | None:
-    """Layer dtype policy for ``training.mixed_precision``: the TensorFlow rule
-    (``training.strategy.compute_dtype``) there; elsewhere ``mixed_<float16|bfloat16>`` when
-    asked for (``true`` = float16) and the backend sees a GPU, else None (float32)."""
+def compute_dtype(mixed_precision: bool | str) -> str | None:
+    """Layer dtype policy of ``training.mixed_precision`` (``config.PRECISION_POLICIES``) when
+    the backend sees a GPU, else None (float32): TensorFlow asks ``training.strategy``, the
+    other backends the same rule with :func:`gpu_visible`."""
     if on_tensorflow():
         from tml_cloudremoval.training import strategy
 
         return strategy.compute_dtype(mixed_precision)
-    if not mixed_precision:
+    if mixed_precision is False:
         return None
+    policy = PRECISION_POLICIES[mixed_precision]
     if gpu_visible():
-        return PRECISION_POLICIES[mixed_precision]
-    log.info("mixed_precision requested but no GPU is visible: training in float32")
+        return policy
+    log.info("mixed_precision %s requested but no GPU is visible: float32", mixed_precision)
     return None
 
 
