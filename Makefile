@@ -12,12 +12,12 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Wider log lines from Kedro's rich handler when output is not a terminal (CI, files).
 export COLUMNS ?= 140
 
-.PHONY: install run sample-data ablation test lint bench viz clean-data
+.PHONY: install run sample-data ablation test lint bench viz clean-data gpu-wheels
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,backends]"
 	touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with its test tools
@@ -40,6 +40,24 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED) ## every benchmark, figures side by side (slow on a CPU)
 	$(BIN)/python benchmarks/run_all.py
+
+# Wheels for benchmarks/gpu_check.sh on a GPU machine that has Python 3.12, numpy, pandas, scipy,
+# h5py, rich, ml-dtypes, click, attrs, certifi, pyparsing, pyyaml, tqdm and a backend (the
+# device's image: docs/gpu.md) but no keras or rasterio: keras (+ namex, optree), rasterio
+# (+ affine, cligj, click-plugins), the project; the versions of this .venv; about 30 MB.
+GPU_WHEELS := .whl
+GPU_PLATFORMS := $(foreach n,2_28 2_27 2_17,--platform manylinux_$(n)_x86_64) \
+	--platform manylinux2014_x86_64
+GPU_NEEDS := keras rasterio namex optree affine cligj click-plugins
+
+gpu-wheels: $(INSTALLED) ## wheels for benchmarks/gpu_check.sh on a GPU machine (into .whl/)
+	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(GPU_PLATFORMS) -d $(GPU_WHEELS) \
+		$$($(BIN)/python -c "import importlib.metadata as m; \
+		print(' '.join(f'{p}=={m.version(p)}' for p in '$(GPU_NEEDS)'.split()))")
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(GPU_WHEELS) .
+	du -sh $(GPU_WHEELS) && ls $(GPU_WHEELS)
 
 viz: $(INSTALLED) ## pipeline lineage in the browser
 	$(BIN)/kedro viz run

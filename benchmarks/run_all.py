@@ -2,6 +2,11 @@
 
 Usage: ``python benchmarks/run_all.py [--quick]``. ``--quick`` is passed on to each script
 (smaller sizes, fewer repeats) for a first look; the published figures use the defaults.
+
+Sizes are kept small so that a run stays sane: ``bench_input_bigstore.py`` writes a 2 GB store
+(0.5 GB with ``--quick``) and drops it from the page cache before each measurement; for a store
+bigger than this machine's RAM run it alone, e.g. ``python benchmarks/bench_input_bigstore.py
+--size-gb 30`` (needs that much free disk in the temp folder, or ``--folder DIR``).
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ HERE = Path(__file__).resolve().parent
 ORDER = (
     "bench_cloud_mask.py",
     "bench_input_pipeline.py",
+    "bench_store_build.py",
+    "bench_input_bigstore.py",
     "bench_training.py",
     "bench_inference.py",
     "bench_inference_uncertainty.py",
+    "bench_scale.py",
 )
 
 

@@ -216,3 +216,46 @@ def test_a_previous_version_moved_aside_by_a_killed_run_is_put_back(tmp_path):
     assert len(remove_stale_temporaries(tmp_path)) == 1
     assert (tmp_path / "store" / "a.npy").read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["store"]
+
+
+def test_resumable_folder_is_continued_only_with_the_same_key(tmp_path, caplog):
+    from tml_cloudremoval.atomic import resumable_folder, resumable_sibling
+
+    target = tmp_path / "store"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(KeyboardInterrupt), resumable_folder(target, "k1") as tmp:
+        assert tmp == resumable_sibling(target) and is_temporary(tmp)
+        (tmp / "a.txt").write_text("first run")
+        raise KeyboardInterrupt  # Ctrl-C: kept for the next run, like kill -9
+    assert (tmp / "a.txt").read_text() == "first run" and (target / "old.txt").exists()
+    assert remove_stale_temporaries(tmp_path) == [] and tmp.exists()  # no pid: never "stale"
+    assert remove_stale_temporaries(tmp_path, of=target) == [] and tmp.exists()
+    with resumable_folder(target, "k1") as again:
+        assert again == tmp and (again / "a.txt").read_text() == "first run"
+        (again / ".progress").write_text("bookkeeping")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]  # dot files removed, swapped
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    # another key: emptied and started over (logged)
+    with pytest.raises(KeyboardInterrupt), resumable_folder(target, "k1") as tmp:
+        (tmp / "b.txt").write_text("x")
+        raise KeyboardInterrupt
+    with caplog.at_level("WARNING", logger="tml_cloudremoval.atomic"):
+        with resumable_folder(target, "k2") as tmp:
+            assert [p.name for p in tmp.iterdir()] == [".resume_key"]
+            (tmp / "c.txt").write_text("y")
+    assert "other inputs or settings: starting over" in caplog.text
+    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
+
+
+def test_resumable_folder_removed_on_an_error_and_without_a_key(tmp_path):
+    from tml_cloudremoval.atomic import resumable_folder
+
+    target = tmp_path / "store"
+    with pytest.raises(ValueError), resumable_folder(target, "k") as tmp:
+        (tmp / "a").write_text("half")
+        raise ValueError("content fault")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt), resumable_folder(target, None) as tmp:
+        raise KeyboardInterrupt  # without a key nothing could continue it
+    assert list(tmp_path.iterdir()) == []

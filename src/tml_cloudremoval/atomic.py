@@ -7,6 +7,8 @@ version untouched and at most a hidden ``.<name>.<pid>.<random>.tmp`` sibling be
 
 - :func:`atomic_file` yields the temporary path of one file (the caller's writer creates it).
 - :func:`atomic_folder` yields a temporary folder; the old folder is replaced as a whole.
+- :func:`resumable_folder` the same, but the temporary folder has a fixed name and outlives a
+  killed run, so the next run with the same key continues it (a long store build).
 - :func:`write_text_atomic` and :func:`write_json_atomic` for small text files.
 - :func:`temporary_sibling` names the temporary path (one naming scheme for the project).
 - :func:`output_lock` keeps two runs from writing one output at once.
@@ -209,15 +211,81 @@ def atomic_folder(path: str | os.PathLike, durable: bool = False) -> Iterator[Pa
         yield tmp
         if durable:
             fsync_tree(tmp)
-        if path.exists():
-            old = temporary_sibling(path, ".old")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
+        _put_in_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _put_in_place(tmp: Path, path: Path) -> None:
+    """Rename the finished folder ``tmp`` onto ``path``; an existing ``path`` is moved aside
+    first and removed after (a run killed in between is repaired by
+    :func:`remove_stale_temporaries`)."""
+    if path.exists():
+        old = temporary_sibling(path, ".old")
+        path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(path)
+
+
+RESUME_KEY = ".resume_key"
+"""The file in a :func:`resumable_folder` holding the key of the run that started it."""
+
+
+def resumable_sibling(path: str | os.PathLike) -> Path:
+    """The fixed hidden name ``.<name>.partial.tmp`` of the resumable build folder of ``path``
+    (no pid in it: the next run finds it; :func:`remove_stale_temporaries` leaves it alone)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.partial{TMP_MARK}"
+
+
+@contextmanager
+def resumable_folder(path: str | os.PathLike, key: str | None) -> Iterator[Path]:
+    """Write the folder ``path`` atomically in a temporary folder a killed run leaves behind.
+
+    Yields :func:`resumable_sibling` of ``path``: as a run with the same ``key`` (a text naming
+    the inputs and settings) left it, else emptied (logged) and new. The caller must hold
+    :func:`output_lock` of ``path`` and writes its own progress into the folder; names starting
+    with ``.`` there are bookkeeping, removed before the folder is renamed onto ``path`` (an
+    existing ``path`` stays intact until then). On an ``Exception`` the folder is removed; on
+    ``kill -9``, ``KeyboardInterrupt`` or ``SystemExit`` it is kept for the next run (with
+    ``key`` None it is never continued, so it is removed too).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, kept = resumable_sibling(path), None
+    if tmp.is_dir():
+        kept = (tmp / RESUME_KEY).read_text() if (tmp / RESUME_KEY).is_file() else ""
+        if key is None or kept != key:
+            log.warning(
+                "%s: the build kept in %s had other inputs or settings: starting over",
+                path,
+                tmp.name,
+            )
+            shutil.rmtree(tmp)
+        else:
+            log.info("%s: continuing the build kept in %s", path, tmp.name)
+    elif tmp.exists():
+        tmp.unlink()
+    tmp.mkdir(exist_ok=True)
+    try:
+        if key is not None and kept != key:
+            write_text_atomic(tmp / RESUME_KEY, key)
+        yield tmp
+        for entry in tmp.iterdir():
+            if entry.name.startswith("."):
+                _remove(entry)
+        _put_in_place(tmp, path)
+    except BaseException as exc:
+        if key is None or isinstance(exc, Exception):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log.warning(
+                "%s: interrupted; the next run with the same inputs continues %s", path, tmp.name
+            )
         raise
     fsync_dir(path.parent)
 

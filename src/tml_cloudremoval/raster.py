@@ -32,6 +32,7 @@ __all__ = [
     "RasterHeader",
     "geotiff_profile",
     "read_header",
+    "read_header_and_pixels",
     "read_raster",
     "write_geotiff_atomic",
 ]
@@ -132,6 +133,27 @@ def _data_end(dataset: Any) -> int | None:
     return end
 
 
+def _checked_header(ds: Any, path: Path) -> RasterHeader:
+    """The header of an open dataset, after checking its pixel data is all in the file."""
+    end = _data_end(ds)
+    size = path.stat().st_size
+    if end is not None and end > size:
+        raise RasterError(
+            path, f"truncated: pixel data should end at byte {end}, the file has {size} bytes"
+        )
+    return RasterHeader(
+        path=path,
+        count=int(ds.count),
+        dtype=str(np.dtype(ds.dtypes[0])),
+        width=int(ds.width),
+        height=int(ds.height),
+        crs=ds.crs if ds.crs else None,
+        transform=ds.transform,
+        nodata=ds.nodata,
+        descriptions=tuple(ds.descriptions),
+    )
+
+
 def read_header(path: str | os.PathLike) -> RasterHeader:
     """Read the header of a GeoTIFF (no pixels) and check its pixel data is all in the file.
 
@@ -140,23 +162,36 @@ def read_header(path: str | os.PathLike) -> RasterHeader:
     """
     path = Path(path)
     with _open(path) as ds:
-        end = _data_end(ds)
-        size = path.stat().st_size
-        if end is not None and end > size:
-            raise RasterError(
-                path, f"truncated: pixel data should end at byte {end}, the file has {size} bytes"
-            )
-        return RasterHeader(
-            path=path,
-            count=int(ds.count),
-            dtype=str(np.dtype(ds.dtypes[0])),
-            width=int(ds.width),
-            height=int(ds.height),
-            crs=ds.crs if ds.crs else None,
-            transform=ds.transform,
-            nodata=ds.nodata,
-            descriptions=tuple(ds.descriptions),
-        )
+        return _checked_header(ds, path)
+
+
+def read_header_and_pixels(
+    path: str | os.PathLike, pixels: bool = True, nodata_to_nan: bool = False
+) -> tuple[RasterHeader, np.ndarray | RasterError | None]:
+    """:func:`read_header` and, in the same open (one open per file: validation at scale),
+    the whole image -> ``(header, image)``.
+
+    ``image`` is ``(H, W, C)`` in the file dtype, a channels_last VIEW of band-major memory
+    (``np.moveaxis(image, -1, 0)`` is contiguous: band-by-band checks copy nothing); where the
+    header is good but the pixels cannot be decoded it is the :class:`RasterError` saying so;
+    None when ``pixels`` is False. Header faults raise as in :func:`read_header`.
+    ``nodata_to_nan`` as in :func:`read_raster`.
+    """
+    path = Path(path)
+    with _open(path) as ds:
+        header = _checked_header(ds, path)
+        if not pixels:
+            return header, None
+        try:
+            data = ds.read()
+        except (RasterioError, OSError) as exc:
+            fault = f"pixel data unreadable, truncated or corrupt ({_reason(exc)})"
+            return header, RasterError(path, fault)
+    nodata = header.nodata
+    if nodata_to_nan and nodata is not None and np.issubdtype(data.dtype, np.floating):
+        if not np.isnan(nodata):
+            data[data == nodata] = np.nan
+    return header, np.moveaxis(data, 0, -1)
 
 
 def _as_window(window: WindowLike | None, path: Path, height: int, width: int) -> Window | None:

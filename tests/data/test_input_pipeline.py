@@ -1,13 +1,19 @@
 """tf.data pipeline: aligned crops, identical augmentation on all four arrays, every sample once,
-or steps_per_epoch full batches (Keras' meaning) repeating a small store."""
+or steps_per_epoch full batches (Keras' meaning) repeating a small store; read-ahead of the
+upcoming crops' rows that leaves the samples unchanged."""
 
 from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tml_cloudremoval.data import input_pipeline
 from tml_cloudremoval.data.input_pipeline import (
     epoch_plan,
     epoch_samples,
@@ -18,6 +24,7 @@ from tml_cloudremoval.data.input_pipeline import (
     train_dataset,
 )
 from tml_cloudremoval.data.patch_store import PatchStore, write_patch_store
+from tml_cloudremoval.data.sampling import READ_AHEAD, read_ahead
 from tml_cloudremoval.normalise import OPTICAL_SCALE, normalise_optical, normalise_sar
 
 SIZE = 24
@@ -260,3 +267,100 @@ def test_bad_crop_sizes_fail_early_naming_the_store(tmp_path):
         train_dataset(store, 2, 10)
     with pytest.raises(ValueError, match="coded.*exceeds the patch size 24x24"):
         train_dataset(store, 2, 32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-ahead (sampling.read_ahead): when bytes are read changes, never which
+# ---------------------------------------------------------------------------------------------
+
+
+def _reference_epoch(store, n, crop, seed, epoch):
+    """Plain numpy: the samples of one epoch in plan order (optical, target, mask, SAR)."""
+    plan = epoch_plan(n, SIZE, SIZE, crop, seed, epoch)
+    out = []
+    for i, r, c, f, q in zip(plan.index, plan.row, plan.col, plan.flip, plan.rot, strict=True):
+        win = np.s_[i, r : r + crop, c : c + crop]
+        sar_win = np.s_[i, r // 4 : (r + crop) // 4, c // 4 : (c + crop) // 4]
+        out.append(
+            (
+                normalise_optical(_np_augment(store.s2_cloudy[win], f, q)),
+                normalise_optical(_np_augment(store.s2[win], f, q)),
+                _np_augment(store.mask[win], f, q).astype(np.float32),
+                normalise_sar(_np_augment(store.s1[sar_win], f, q)),
+            )
+        )
+    return [np.stack(a) for a in zip(*out, strict=True)]
+
+
+@pytest.mark.parametrize("ahead", [0, 3, 15, READ_AHEAD])  # 15: between 1 and 2 epochs
+def test_read_ahead_gives_the_samples_of_a_plain_numpy_reference(tmp_path, ahead):
+    n, crop, batch, seed = 10, 16, 4, 5
+    store = coded_store(tmp_path / "coded", n)
+    ds = train_dataset(store, batch, crop, seed=seed, last_epoch=2, read_ahead_samples=ahead)
+    batches = _batches(ds, 100)
+    assert [len(b[0]["optical"]) for b in batches] == [4, 4, 2] * 2
+    for epoch in range(2):
+        got = batches[3 * epoch : 3 * epoch + 3]
+        optical, target, mask, sar = _reference_epoch(store, n, crop, seed, epoch)
+        np.testing.assert_array_equal(np.concatenate([b[0]["optical"] for b in got]), optical)
+        np.testing.assert_array_equal(np.concatenate([b[1]["target"] for b in got]), target)
+        np.testing.assert_array_equal(np.concatenate([b[1]["mask"] for b in got])[..., 0], mask)
+        np.testing.assert_allclose(np.concatenate([b[0]["sar"] for b in got]), sar, atol=1e-6)
+
+
+def _recorded_fadvise(monkeypatch) -> list[tuple[str, int, int, int]]:
+    """Replace os.posix_fadvise: record (file name, offset, length, advice) of every call."""
+    calls = []
+
+    def fadvise(fd, offset, length, advice):
+        calls.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), offset, length, advice))
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    return calls
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc/self/fd")
+def test_read_ahead_announces_exactly_the_crop_rows_of_every_array(tmp_path, monkeypatch):
+    store = coded_store(tmp_path / "coded", 4)
+    calls = _recorded_fadvise(monkeypatch)
+    crop, index, row = 8, 2, 12
+    read_ahead(store, crop)(index, row)
+    assert {name for name, *_ in calls} == {"s2_cloudy.npy", "s2.npy", "mask.npy", "s1.npy"}
+    expected = {  # the rows of the crop, 10 m (40 m for SAR), straight from the arrays
+        "s2_cloudy.npy": store.s2_cloudy[index, row : row + crop],
+        "s2.npy": store.s2[index, row : row + crop],
+        "mask.npy": store.mask[index, row : row + crop],
+        "s1.npy": store.s1[index, row // 4 : (row + crop) // 4],
+    }
+    for name, offset, length, advice in calls:
+        assert advice == os.POSIX_FADV_WILLNEED
+        with open(tmp_path / "coded" / name, "rb") as f:
+            f.seek(offset)
+            assert f.read(length) == expected[name].tobytes()
+    calls.clear()
+    read_ahead(store, crop)(-1, 0)
+    assert calls == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc/self/fd")
+def test_read_ahead_skips_arrays_that_are_not_whole_file_maps(tmp_path, monkeypatch):
+    store = coded_store(tmp_path / "coded", 4)
+    calls = _recorded_fadvise(monkeypatch)
+    in_memory = dataclasses.replace(store, s2=np.array(store.s2), s1=store.s1[1:])
+    read_ahead(in_memory, 8)(1, 4)
+    assert sorted(name for name, *_ in calls) == ["mask.npy", "s2_cloudy.npy"]
+
+
+def test_the_pipeline_announces_every_sample_of_the_plan_once(tmp_path, monkeypatch):
+    n, crop, ahead, seed = 9, 8, 3, 2
+    store = coded_store(tmp_path / "coded", n)
+    announced = []
+    monkeypatch.setattr(
+        input_pipeline, "read_ahead", lambda s, c: lambda i, r: announced.append((int(i), int(r)))
+    )
+    ds = train_dataset(store, 4, crop, seed=seed, last_epoch=1, read_ahead_samples=ahead)
+    _batches(ds, 100)
+    plan = epoch_plan(n, SIZE, SIZE, crop, seed, 0)
+    expected = list(zip(plan.index.tolist(), plan.row.tolist(), strict=True))
+    assert announced[:ahead] == expected[:ahead]  # at the start of the epoch, before any read
+    assert sorted(a for a in announced if a[0] >= 0) == sorted(expected)

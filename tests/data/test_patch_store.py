@@ -119,3 +119,64 @@ def test_store_folder_has_the_usual_permissions(tmp_path):
     os.umask(umask)
     path = write_patch_store(tmp_path / "s", _samples(1), 1, 8, 12, _index(1))
     assert path.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_store_bytes_is_exact(tmp_path):
+    from tml_cloudremoval.data.patch_store import META_BYTES, store_bytes
+
+    index = _index(3)
+    path = write_patch_store(tmp_path / "s", _samples(3), 3, 8, 12, index, meta={"a": 1})
+    on_disk = {p.name: p.stat().st_size for p in path.iterdir()}
+    # by hand: 128-byte npy headers; per patch 8*12*10*2 (x2 optical), 2*3*2*4 SAR, 8*12 mask
+    assert on_disk["s2.npy"] == on_disk["s2_cloudy.npy"] == 128 + 3 * 1920
+    assert on_disk["s1.npy"] == 128 + 3 * 48 and on_disk["mask.npy"] == 128 + 3 * 96
+    files = sum(v for k, v in on_disk.items() if k != "meta.json")
+    assert store_bytes(3, 8, 12, index) == files + META_BYTES > files + on_disk["meta.json"]
+    # SEN12MS-CR: 2,719,744 bytes per 256 x 256 patch
+    assert (
+        store_bytes(122218, 256, 256, _index(0)) - META_BYTES - 4 * 128 - len("scene_id,patch\n")
+        == 122218 * 2719744
+    )
+
+
+def test_too_little_free_disk_is_one_clear_error_before_writing(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from tml_cloudremoval.data.patch_store import store_bytes
+
+    path = tmp_path / "train"
+    write_patch_store(path, _samples(2), 2, 8, 12, _index(2))
+    needed = store_bytes(3, 8, 12, _index(3))
+    usage = namedtuple("usage", "total used free")
+    seen = []
+
+    def disk_usage(folder):
+        seen.append(folder)
+        return usage(10**12, 10**12 - needed + 1, needed - 1)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    with pytest.raises(DataError) as err:
+        write_patch_store(path, _samples(3), 3, 8, 12, _index(3))
+    assert str(err.value).startswith(
+        f"{tmp_path}: not enough free disk for the patch store train (3 patches): it needs "
+        f"{needed / 1024:.1f} KiB ({needed:,} bytes), the file system has "
+        f"{(needed - 1) / 1024:.1f} KiB ({needed - 1:,} bytes) free"
+    )
+    assert seen == [tmp_path]
+    assert len(PatchStore.open(path)) == 2 and _entries(tmp_path) == ["train"]
+    monkeypatch.setattr(shutil, "disk_usage", lambda f: usage(10**12, 0, needed))
+    write_patch_store(path, _samples(3), 3, 8, 12, _index(3))  # exactly enough is enough
+    assert len(PatchStore.open(path)) == 3
+
+
+def test_human_bytes():
+    from tml_cloudremoval.data.store_group import human_bytes
+
+    assert [human_bytes(v) for v in (0, 1023, 1536, 5 * 2**30, 332401672192)] == [
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "5.0 GiB",
+        "309.6 GiB",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 
 from tml_cloudremoval.bands import select_tml_bands
 from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
-from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS, build_triplet_table
+from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS, build_triplet_table, table_fingerprint
 from tml_cloudremoval.data.layout import MODALITIES, official_paths
+from tml_cloudremoval.data.store_build import build_patch_store
 from tml_cloudremoval.data.triplets import (
     TripletSamples,
     prepare_patch,
@@ -110,6 +112,10 @@ def test_triplet_samples_lazy_sequence(table):
     assert len(samples) == len(table)
     assert (samples.height, samples.width) == (16, 16)
     assert samples.meta == {"sar_method": "mean", "cloud_threshold": 0.2}
+    key = json.loads(samples.resume_key)
+    assert key["table"] == table_fingerprint(table) and key["size"] == [16, 16]
+    assert (key["cloud_threshold"], key["sar_method"], key["n"]) == (0.2, "mean", len(table))
+    assert TripletSamples(table, sar_method="linear_power").resume_key != samples.resume_key
     assert list(samples.index.columns) == list(TRIPLET_COLUMNS)
     first = samples[0]
     expected = prepare_patch(read_triplet(table.iloc[0]))
@@ -153,12 +159,16 @@ def test_triplet_samples_in_worker_processes_equal_one_process(table):
     assert TripletSamples(table, workers=None).workers == usable_cores()
 
 
-def test_triplet_samples_worker_error_names_the_file(table):
+def test_triplet_samples_worker_error_names_the_file(table, tmp_path):
+    """The store build (workers write into the store): the error arrives whole, the build
+    folder is removed (a fault is not resumed), nothing is put in place."""
     bad = _paths(table, "p5")["s2"]
     bad.write_bytes(b"garbage" * 20)
+    samples = TripletSamples(table, progress=False, workers=2, min_per_worker=1, chunk=2)
     with pytest.raises(RasterError, match="not a readable GeoTIFF") as err:
-        list(TripletSamples(table, progress=False, workers=2, min_per_worker=1))
+        build_patch_store(tmp_path / "store" / "train", samples)
     assert err.value.path == bad  # raised in a worker, arrives whole
+    assert [p.name for p in (tmp_path / "store").iterdir()] == [".train.lock"]
 
 
 def test_triplet_samples_checks_settings(table):
@@ -170,6 +180,8 @@ def test_triplet_samples_checks_settings(table):
         _ = TripletSamples(table.iloc[:0]).height
     with pytest.raises(ValueError, match="workers must be >= 1"):
         TripletSamples(table, workers=0)
+    with pytest.raises(ValueError, match="chunk must be >= 1 rows"):
+        TripletSamples(table, chunk=0)
 
 
 @pytest.mark.realdata

@@ -223,3 +223,24 @@ def test_a_full_disk_ends_the_save_with_a_named_error_and_keeps_the_old_product(
     assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == [
         "scene.tif"
     ]  # no partial file
+
+
+def test_failure_records_are_not_scenes_and_load_gives_them(tmp_path):
+    from tml_cloudremoval.inference.report import record_failure
+
+    folder = tmp_path / "cloudfree"
+    ds = GeoTiffFolderDataset(filepath=str(folder), suffix="_cloudfree.tif")
+    ds.save({"a": FakeProduct(np.ones((4, 5, 3), np.uint16))})
+    text = record_failure(folder / "b_cloudfree.tif", "b", "run-1", "/x/b_s2.tif", OSError("boom"))
+    assert text == "/x/b_s2.tif: OSError: boom"
+    (folder / "c_cloudfree.tif.failed.json").write_text("{not json")
+    loaded = ds.load()
+    assert list(loaded) == ["a"]
+    assert loaded.failures["b"] == {
+        "scene_id": "b",
+        "run_id": "run-1",
+        "s2_path": "/x/b_s2.tif",
+        "fault": text,
+        "seconds": 0.0,
+    }
+    assert "unreadable" in loaded.failures["c"]["fault"]

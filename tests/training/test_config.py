@@ -29,6 +29,50 @@ def test_the_demo_overrides_are_valid_settings():
     assert training.epochs == 12 and training.steps_per_epoch is None
 
 
+def test_the_gpu_overrides_are_valid_settings():
+    base, gpu = _yaml("base"), _yaml("gpu")
+    assert set(gpu) == {"training"}  # the model is the base one
+    model, training = load_configs(base["model"], {**base["training"], **gpu["training"]})
+    assert model == ModelConfig()
+    assert training.batch_size == 64
+    # square-root scaling from the seed's 7e-5 at batch 16 (the YAML comment's rule)
+    assert training.learning_rate == pytest.approx(7e-5 * (64 / 16) ** 0.5)
+    assert (training.warmup_steps, training.mixed_precision, training.xla) == (
+        500,
+        "bfloat16",
+        True,
+    )
+    assert training.input_workers == 12
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(False, False), (True, True), ("float16", "float16"), ("bfloat16", "bfloat16")],
+)
+def test_mixed_precision_takes_a_bool_or_a_16_bit_type(value, expected):
+    assert load_configs(None, {"mixed_precision": value})[1].mixed_precision == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("bfloat17", "training.mixed_precision: .*did you mean 'bfloat16'"),
+        ("float32", "training.mixed_precision"),
+        (16, "training.mixed_precision"),
+    ],
+)
+def test_a_bad_mixed_precision_is_rejected_naming_it(value, named):
+    with pytest.raises(ConfigError, match=named):
+        load_configs(None, {"mixed_precision": value})
+
+
+def test_warmup_steps_are_a_count_of_steps():
+    assert load_configs(None, {"warmup_steps": 500})[1].warmup_steps == 500
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="training.warmup_steps"):
+            load_configs(None, {"warmup_steps": bad})
+
+
 def test_missing_keys_take_the_defaults():
     model, training = load_configs(None, {"epochs": 3})
     assert model == ModelConfig()

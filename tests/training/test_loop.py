@@ -166,6 +166,36 @@ def test_mixed_precision_path_trains_and_exports_float32(stores, tmp_path, monke
     assert np.isfinite(result.summary["history"][0]["loss"])
 
 
+def test_bfloat16_path_trains_without_loss_scaling(stores, tmp_path, monkeypatch):
+    # No GPU here: force the policy the GPU path would pick (bfloat16 kernels also run on CPU).
+    monkeypatch.setattr(training_module, "compute_dtype", lambda wanted: "mixed_bfloat16")
+    optimizers = []
+
+    class Grab(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            optimizers.append(self.model.optimizer)
+
+    result = _train(
+        stores, tmp_path / "run", epochs=1, mixed_precision="bfloat16", callbacks=[Grab()]
+    )
+    assert result.summary["compute_dtype"] == "mixed_bfloat16"
+    assert not isinstance(optimizers[0], keras.optimizers.LossScaleOptimizer)
+    assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
+    assert np.isfinite(result.summary["history"][0]["loss"])
+
+
+def test_warmup_ramps_the_rate_over_the_first_steps(stores, tmp_path):
+    rates = []
+
+    class Rate(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    # 6 patches, batch 4: 2 steps per epoch, 2 epochs = optimizer steps 0..3, ramp over 3
+    _train(stores, tmp_path / "run", warmup_steps=3, callbacks=[Rate()])
+    np.testing.assert_allclose(rates, [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3], rtol=1e-5)
+
+
 class BatchSizes(keras.callbacks.Callback):
     """Records the number of batches per epoch (Keras counts them in on_train_batch_end)."""
 

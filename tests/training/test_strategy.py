@@ -32,6 +32,25 @@ def test_mixed_precision_only_with_a_gpu():
     assert compute_dtype(True) == expected
 
 
+@pytest.mark.parametrize(
+    ("wanted", "policy"),
+    [
+        (False, None),
+        (True, "mixed_float16"),
+        ("float16", "mixed_float16"),
+        ("bfloat16", "mixed_bfloat16"),
+    ],
+)
+def test_each_mixed_precision_setting_has_its_policy_on_a_gpu(wanted, policy):
+    assert compute_dtype(wanted, gpu=True) == policy
+    assert compute_dtype(wanted, gpu=False) is None  # a CPU trains in float32
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="float16 or bfloat16, got 'float8'"):
+        compute_dtype("float8", gpu=True)
+
+
 def test_tensorboard_available_says_whether_the_package_imports():
     try:
         import tensorboard  # noqa: F401

@@ -9,6 +9,7 @@
 - ``store_group``: the train/val/test stores put in place together or not at all
 - ``cloud_mask``: the cloud/shadow detector of the DSen2-CR data path
 - ``patch_store``: the training-ready store (memory-mapped arrays, written atomically)
+- ``sampling``: the TF-free epoch plans (order, crops, flips, rotations) and the crop reader
 - ``input_pipeline``: tf.data over a store (crops, flips, epochs, batches)
 - ``synthetic``: the seeded sample SEN12MS-CR tree and TML scene
 - ``config``: validated ``data:`` and ``sample_data:`` parameters; ``errors``: DataError

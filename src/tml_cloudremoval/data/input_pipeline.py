@@ -16,31 +16,56 @@ SAR crop is offset/4, size/4); one random flip (none / vertical / horizontal) an
 ``steps_per_epoch`` S (Keras' meaning: batches per epoch) an epoch is S full batches: a store of
 fewer than S x batch samples is repeated, each pass over it in a new order, a larger one gives
 an epoch only the first S x batch samples of that epoch's order (``epoch_size``). The random
-choices of pass p of epoch e are drawn from ``numpy.random.default_rng([seed, e])`` for p = 0 and
-``default_rng([seed, e, p])`` after (``epoch_plan``), so an epoch's batches do not depend on
+choices (``data.sampling``, no TensorFlow) of pass p of epoch e are drawn from
+``numpy.random.default_rng([seed, e])`` for p = 0 and ``default_rng([seed, e, p])`` after
+(``epoch_plan``), so an epoch's batches do not depend on
 what ran before it: a resumed run sees exactly the batches an uninterrupted run would.
 
 Validation (``eval_dataset``): full patches in store order, no crop, no augmentation.
 
-Reading: a ``tf.numpy_function`` slices the crop straight out of the memory-mapped store (only
-the crop's bytes are read); casting, normalisation and augmentation are TF ops, which run in the
-parallel map without holding the GIL; batches are prefetched.
+Reading: a ``tf.numpy_function`` (``sampling.crop_reader``) slices the crop straight out of the
+memory-mapped store (only the crop's rows are read), after asking the OS to start reading the
+crop rows of the sample ``read_ahead_samples`` further on (``sampling.read_ahead``: a store
+bigger than the page cache is then read with many requests in flight); casting, normalisation
+and augmentation are TF ops, which run in the parallel map without holding the GIL; batches are
+prefetched.
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from tml_cloudremoval.bands import SAR_FACTOR
 from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.data.sampling import (
+    FLIPS,
+    READ_AHEAD,
+    EpochPlan,
+    check_store,
+    crop_reader,
+    epoch_plan,
+    epoch_samples,
+    epoch_size,
+    read_ahead,
+)
 from tml_cloudremoval.normalise import MAX_VAL_SAR, OPTICAL_CLIP_DN, OPTICAL_SCALE, SAR_CLIP_DB
 
-FLIPS = ("none", "vertical", "horizontal")
-"""Flip codes of ``epoch_plan``: 0 none, 1 vertical (rows reversed), 2 horizontal (columns)."""
+__all__ = [
+    "FLIPS",
+    "EpochPlan",
+    "augment",
+    "epoch_plan",
+    "epoch_samples",
+    "epoch_size",
+    "eval_dataset",
+    "normalise_optical_tf",
+    "normalise_sar_tf",
+    "train_dataset",
+]
+
+_reader = crop_reader
+_check_store = check_store
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,127 +88,8 @@ def normalise_sar_tf(db: tf.Tensor) -> tf.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# The random choices of one epoch
+# Augmenting and loading one sample
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EpochPlan:
-    """Per-sample choices of one training epoch, all int64 arrays of length n (epoch order)."""
-
-    index: np.ndarray
-    """Store index of each sample, a permutation of 0..N-1."""
-    row: np.ndarray
-    """Crop offsets in 10 m pixels, multiples of ``SAR_FACTOR``."""
-    col: np.ndarray
-    flip: np.ndarray
-    """0 none, 1 vertical, 2 horizontal (see ``FLIPS``)."""
-    rot: np.ndarray
-    """Quarter turns counter-clockwise, 0..3 (``np.rot90`` / ``tf.image.rot90`` convention)."""
-
-
-def epoch_plan(
-    n: int,
-    height: int,
-    width: int,
-    crop_size: int,
-    seed: int,
-    epoch: int,
-    augment: bool = True,
-    repeat: int = 0,
-) -> EpochPlan:
-    """Shuffle order, crop offsets and augmentation of pass ``repeat`` over the ``n`` samples in
-    epoch ``epoch`` (both 0-based), reproducibly: pass 0 from ``default_rng([seed, epoch])``,
-    pass p > 0 from ``default_rng([seed, epoch, p])``.
-
-    Offsets are drawn uniformly among the multiples of ``SAR_FACTOR`` that keep the crop inside
-    the ``height`` x ``width`` patch.
-    """
-    key = [int(seed), int(epoch)] + ([int(repeat)] if repeat else [])
-    rng = np.random.default_rng(key)
-    index = rng.permutation(n).astype(np.int64)
-    row = rng.integers(0, (height - crop_size) // SAR_FACTOR + 1, n) * SAR_FACTOR
-    col = rng.integers(0, (width - crop_size) // SAR_FACTOR + 1, n) * SAR_FACTOR
-    flip = rng.integers(0, len(FLIPS), n)
-    rot = rng.integers(0, 4, n)
-    if not augment:
-        flip = np.zeros(n, np.int64)
-        rot = np.zeros(n, np.int64)
-    return EpochPlan(*(a.astype(np.int64) for a in (index, row, col, flip, rot)))
-
-
-def epoch_samples(
-    n: int,
-    height: int,
-    width: int,
-    crop_size: int,
-    seed: int,
-    epoch: int,
-    count: int,
-    augment: bool = True,
-) -> EpochPlan:
-    """The first ``count`` samples of epoch ``epoch``: passes 0, 1, ... of ``epoch_plan``
-    (each a new order of the ``n`` samples) one after the other, cut at ``count``."""
-    passes = [
-        epoch_plan(n, height, width, crop_size, seed, epoch, augment, repeat)
-        for repeat in range(max(1, math.ceil(count / n)))
-    ]
-    names = ("index", "row", "col", "flip", "rot")
-    return EpochPlan(
-        *(np.concatenate([getattr(p, name) for p in passes])[:count] for name in names)
-    )
-
-
-def epoch_size(
-    n: int, batch_size: int, steps: int | None = None, multiple_of: int = 1
-) -> tuple[int, int]:
-    """(batches, samples) of one epoch over ``n`` samples.
-
-    ``steps`` None: every sample once, the last partial batch kept, ceil(n / batch_size)
-    batches. With ``multiple_of`` R > 1 (R replicas under tf.distribute, which must divide
-    ``batch_size``) the epoch's sample count is rounded down to a multiple of R, so that no
-    replica receives an empty slice of the last partial batch: at most R - 1 samples sit out an
-    epoch, different ones each epoch since the order is reshuffled. ``steps`` S (Keras'
-    ``steps_per_epoch``): S full batches, S x batch_size samples (repeating a smaller store).
-    """
-    if n < 1:
-        raise ValueError("no samples: the patch store is empty")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if multiple_of < 1 or batch_size % multiple_of:
-        raise ValueError(
-            f"batch_size {batch_size} must be a multiple of the {multiple_of} replicas"
-        )
-    if steps is not None:
-        if steps < 1:
-            raise ValueError(f"steps per epoch must be >= 1, got {steps}")
-        return int(steps), int(steps) * batch_size
-    used = n - n % multiple_of
-    if used == 0:
-        raise ValueError(f"{n} samples cannot be split over {multiple_of} replicas")
-    return math.ceil(used / batch_size), used
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading and augmenting one sample
-# ---------------------------------------------------------------------------------------------
-
-
-def _reader(store: PatchStore, crop_h: int, crop_w: int):
-    """numpy function (index, row, col) -> crop of cloudy, target, mask, SAR (store dtypes)."""
-    sh, sw = crop_h // SAR_FACTOR, crop_w // SAR_FACTOR
-
-    def read(i: np.int64, r: np.int64, c: np.int64):
-        i, r, c = int(i), int(r), int(c)
-        rs, cs = r // SAR_FACTOR, c // SAR_FACTOR
-        return (
-            np.ascontiguousarray(store.s2_cloudy[i, r : r + crop_h, c : c + crop_w]),
-            np.ascontiguousarray(store.s2[i, r : r + crop_h, c : c + crop_w]),
-            np.ascontiguousarray(store.mask[i, r : r + crop_h, c : c + crop_w]),
-            np.ascontiguousarray(store.s1[i, rs : rs + sh, cs : cs + sw]),
-        )
-
-    return read
 
 
 def augment(image: tf.Tensor, flip: tf.Tensor, rot: tf.Tensor) -> tf.Tensor:
@@ -199,16 +105,27 @@ def augment(image: tf.Tensor, flip: tf.Tensor, rot: tf.Tensor) -> tf.Tensor:
     return tf.image.rot90(image, k=tf.cast(rot, tf.int32))
 
 
-def _sample_fn(store: PatchStore, crop_h: int, crop_w: int, include_sar: bool):
-    """tf function (index, row, col, flip, rot) -> (x, y) of one sample (see the module doc)."""
-    read = _reader(store, crop_h, crop_w)
+def _sample_fn(store: PatchStore, crop_h: int, crop_w: int, include_sar: bool, announce=None):
+    """tf function (index, row, col, flip, rot, index_ahead, row_ahead) -> (x, y) of one sample
+    (see the module doc); ``announce(index_ahead, row_ahead)`` (``sampling.read_ahead``, None:
+    no read-ahead) is called before the crop is read."""
+    crop = crop_reader(store, crop_h, crop_w)
+
+    def read(i, r, c, i_ahead, r_ahead):
+        if announce is not None:
+            announce(int(i_ahead), int(r_ahead))
+        return crop(i, r, c)
+
     bands = int(store.s2.shape[-1])
     sar_shape = (crop_h // SAR_FACTOR, crop_w // SAR_FACTOR, int(store.s1.shape[-1]))
     square = crop_h == crop_w
 
-    def load(i, r, c, flip, rot):
+    def load(i, r, c, flip, rot, i_ahead, r_ahead):
         cloudy, target, mask, sar = tf.numpy_function(
-            read, [i, r, c], [tf.uint16, tf.uint16, tf.uint8, tf.float32], stateful=False
+            read,
+            [i, r, c, i_ahead, r_ahead],
+            [tf.uint16, tf.uint16, tf.uint8, tf.float32],
+            stateful=False,
         )
         cloudy = tf.ensure_shape(normalise_optical_tf(cloudy), (crop_h, crop_w, bands))
         target = tf.ensure_shape(normalise_optical_tf(target), (crop_h, crop_w, bands))
@@ -228,20 +145,6 @@ def _sample_fn(store: PatchStore, crop_h: int, crop_w: int, include_sar: bool):
     return load
 
 
-def _check_store(store: PatchStore, crop: int | None = None) -> None:
-    """Fail early, naming the store, when it is empty or ``crop`` does not fit its patches."""
-    h, w = store.height, store.width
-    where = getattr(store, "path", "patch store")
-    if len(store) < 1:
-        raise ValueError(f"{where}: the patch store holds no patches")
-    if crop is None:
-        return
-    if crop < SAR_FACTOR or crop % SAR_FACTOR:
-        raise ValueError(f"crop_size {crop} is not a positive multiple of {SAR_FACTOR}")
-    if crop > min(h, w):
-        raise ValueError(f"{where}: crop_size {crop} exceeds the patch size {h}x{w}")
-
-
 # ---------------------------------------------------------------------------------------------
 # Datasets
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +162,7 @@ def train_dataset(
     augment_data: bool = True,
     parallel_calls: int | None = None,
     multiple_of: int = 1,
+    read_ahead_samples: int = READ_AHEAD,
 ) -> tf.data.Dataset:
     """Batches of epochs ``first_epoch .. last_epoch - 1`` (endless when ``last_epoch`` is None).
 
@@ -267,20 +171,32 @@ def train_dataset(
     replica), each sample exactly once. Feed it to
     ``Model.fit(steps_per_epoch=<those batches>, initial_epoch=first_epoch)``; consecutive Keras
     epochs then take consecutive plan epochs.
+
+    ``read_ahead_samples`` K: while sample j is read, the crop rows of sample j + K are
+    requested from the OS (``sampling.read_ahead``; the first K when the epoch starts); 0 turns
+    it off. The samples are the same either way.
     """
     n, h, w = len(store), store.height, store.width
     crop = int(crop_size) if crop_size else min(h, w)
-    _check_store(store, crop)
+    check_store(store, crop)
     _, used = epoch_size(n, batch_size, steps_per_epoch, multiple_of)
-    load = _sample_fn(store, crop, crop, include_sar)
+    ahead = max(0, int(read_ahead_samples))
+    announce = read_ahead(store, crop) if ahead else None
+    load = _sample_fn(store, crop, crop, include_sar, announce)
     parallel = parallel_calls or tf.data.AUTOTUNE
 
     def plan(epoch: np.int64):
         p = epoch_samples(n, h, w, crop, seed, int(epoch), used, augment_data)
-        return p.index, p.row, p.col, p.flip, p.rot
+        i_ahead, r_ahead = np.full(used, -1, np.int64), np.zeros(used, np.int64)
+        if ahead:
+            later = max(0, used - ahead)  # samples that announce one further on
+            i_ahead[:later], r_ahead[:later] = p.index[ahead:], p.row[ahead:]
+            for i, r in zip(p.index[:ahead], p.row[:ahead], strict=False):
+                announce(i, r)
+        return p.index, p.row, p.col, p.flip, p.rot, i_ahead, r_ahead
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        arrays = tf.numpy_function(plan, [epoch], [tf.int64] * 5, stateful=False)
+        arrays = tf.numpy_function(plan, [epoch], [tf.int64] * 7, stateful=False)
         arrays = [tf.ensure_shape(a, (used,)) for a in arrays]
         return (
             tf.data.Dataset.from_tensor_slices(tuple(arrays))
@@ -305,11 +221,11 @@ def eval_dataset(
     ``multiple_of`` as in ``epoch_size``: with R replicas the last R - 1 patches at most are
     left out so that no replica gets an empty slice.
     """
-    _check_store(store)
+    check_store(store)
     n = epoch_size(len(store), batch_size, None, multiple_of)[1]
     load = _sample_fn(store, store.height, store.width, include_sar)
     zeros = tf.zeros(n, tf.int64)
-    samples = (tf.range(n, dtype=tf.int64), zeros, zeros, zeros, zeros)
+    samples = (tf.range(n, dtype=tf.int64), zeros, zeros, zeros, zeros, zeros - 1, zeros)
     ds = (
         tf.data.Dataset.from_tensor_slices(samples)
         .map(load, num_parallel_calls=parallel_calls or tf.data.AUTOTUNE, deterministic=True)

@@ -7,15 +7,22 @@ A store is a folder holding, for N patches of H x W pixels at 10 m (channels_las
 - ``s1.npy``        float32 (N, H/4, W/4, 2): VV, VH in dB on the 40 m grid, NaN-free
 - ``mask.npy``      uint8 (N, H, W): 1 = cloud or cloud shadow
 - ``index.csv``     the triplet rows the patches came from, same order
-- ``meta.json``     sizes, band names and the settings the store was made with
+- ``meta.json``     sizes, band names and the settings the store was made with (nothing
+  run-dependent: no time, host or path, so two builds of the same inputs are byte-identical)
 
 Training then reads crops with plain array slicing instead of decoding three GeoTIFFs, running
 the cloud detector and resampling SAR for every sample of every epoch.
+
+Two ways to fill one: :func:`write_patch_store` here copies an iterable of samples in this
+process; :func:`tml_cloudremoval.data.store_build.build_patch_store` lets worker processes write
+row ranges straight into the arrays, resumably. Both check the free disk first
+(:func:`store_bytes`, exact).
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -27,7 +34,14 @@ import numpy as np
 import pandas as pd
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
-from tml_cloudremoval.data.store_group import FolderGroup
+from tml_cloudremoval.data.store_group import FolderGroup, check_free_disk
+
+STORE_FORMAT = 2
+"""Version of the store's files and of how samples are made; part of every resume key (bump it
+when the arrays of the same inputs would change, so no build continues one of the old kind)."""
+
+META_BYTES = 64 * 1024
+"""Disk allowance for ``meta.json`` (a few hundred bytes) and the build's bookkeeping files."""
 
 ARRAYS: dict[str, tuple[np.dtype, str]] = {
     "s2_cloudy": (np.dtype(np.uint16), "optical"),
@@ -89,6 +103,39 @@ class PatchStore:
         return cls(path=path, index=index, meta=meta, **arrays)
 
 
+def array_shapes(n: int, height: int, width: int) -> dict[str, tuple[int, ...]]:
+    """Shape of every array of :data:`ARRAYS` for n patches of H x W px."""
+    return {name: (n, *sample_shape(kind, height, width)) for name, (_, kind) in ARRAYS.items()}
+
+
+def npy_bytes(dtype: np.dtype, shape: tuple[int, ...]) -> int:
+    """Exact size of a ``.npy`` file as ``open_memmap`` writes it: header + data."""
+    header = io.BytesIO()
+    d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(header, d)
+    return len(header.getvalue()) + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+def store_bytes(n: int, height: int, width: int, index: pd.DataFrame) -> int:
+    """Disk bytes of a store of n H x W patches: the four arrays exactly, ``index.csv``
+    exactly and :data:`META_BYTES` (SEN12MS-CR, 122,218 x 256 x 256: 332.4 GB = 309.6 GiB)."""
+    arrays = sum(
+        npy_bytes(ARRAYS[name][0], shape) for name, shape in array_shapes(n, height, width).items()
+    )
+    return arrays + len(index.to_csv(index=False).encode()) + META_BYTES
+
+
+def _held_bytes(folder: Path) -> int:
+    """Disk bytes already allocated to the files of ``folder`` (a continued build's)."""
+    return sum(p.stat().st_blocks * 512 for p in folder.iterdir() if p.is_file())
+
+
+def check_store_disk(path: Path, folder: Path, n: int, height: int, width: int, index) -> None:
+    """Free disk for store ``path`` being built in ``folder``, before its arrays are made."""
+    needed = store_bytes(n, height, width, index) - _held_bytes(folder)
+    check_free_disk(path.parent, max(needed, 0), f"the patch store {path.name} ({n} patches)")
+
+
 def _allocated_memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.memmap:
     """A new ``.npy`` memory map whose disk blocks are reserved up front: a full disk (or a file
     size limit) raises ``OSError`` here, not a ``SIGBUS`` at the first write to a hole."""
@@ -102,16 +149,19 @@ def _allocated_memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np
     return array
 
 
+def allocate_arrays(folder: Path, n: int, height: int, width: int) -> dict[str, np.memmap]:
+    """New, disk-reserved ``<folder>/<name>.npy`` for every array of :data:`ARRAYS`."""
+    return {
+        name: _allocated_memmap(folder / f"{name}.npy", ARRAYS[name][0], shape)
+        for name, shape in array_shapes(n, height, width).items()
+    }
+
+
 def _write_arrays(
     folder: Path, samples: Iterable[Mapping[str, np.ndarray]], n: int, height: int, width: int
 ) -> None:
     """Fill ``<folder>/<name>.npy`` for every array of :data:`ARRAYS` with exactly n samples."""
-    arrays = {
-        name: _allocated_memmap(
-            folder / f"{name}.npy", dtype, (n, *sample_shape(kind, height, width))
-        )
-        for name, (dtype, kind) in ARRAYS.items()
-    }
+    arrays = allocate_arrays(folder, n, height, width)
     count = 0
     for i, sample in enumerate(samples):
         if i >= n:
@@ -125,17 +175,7 @@ def _write_arrays(
         array.flush()
 
 
-def fill_patch_store(
-    folder: Path,
-    samples: Iterable[Mapping[str, np.ndarray]],
-    n: int,
-    height: int,
-    width: int,
-    index: pd.DataFrame,
-    meta: Mapping[str, Any] | None = None,
-) -> None:
-    """Write the files of a store (arrays, ``index.csv``, ``meta.json``) into an empty folder."""
-    _write_arrays(folder, samples, n, height, width)
+def write_index_and_meta(folder: Path, n, height, width, index, meta) -> None:
     index.to_csv(folder / "index.csv", index=False)
     full_meta = {
         "n": n,
@@ -144,9 +184,34 @@ def fill_patch_store(
         "bands": list(TML_BAND_NAMES),
         "sar_bands": list(S1_BAND_NAMES),
         "sar_factor": SAR_FACTOR,
+        "store_format": STORE_FORMAT,
         **(meta or {}),
     }
     (folder / "meta.json").write_text(json.dumps(full_meta, indent=2))
+
+
+def fill_patch_store(
+    folder: Path,
+    samples: Iterable[Mapping[str, np.ndarray]],
+    n: int,
+    height: int,
+    width: int,
+    index: pd.DataFrame,
+    meta: Mapping[str, Any] | None = None,
+    path: Path | None = None,
+) -> None:
+    """Write the files of a store (arrays, ``index.csv``, ``meta.json``) into an empty folder
+    (``path``: the store it becomes, named in the free-disk error)."""
+    check_store_disk(path or folder, folder, n, height, width, index)
+    _write_arrays(folder, samples, n, height, width)
+    write_index_and_meta(folder, n, height, width, index, meta)
+
+
+def validate_size(n: int, height: int, width: int, index: pd.DataFrame) -> None:
+    if len(index) != n:
+        raise ValueError(f"index has {len(index)} rows for {n} patches")
+    if height % SAR_FACTOR or width % SAR_FACTOR:
+        raise ValueError(f"patch size {height}x{width} is not a multiple of {SAR_FACTOR}")
 
 
 def write_patch_store(
@@ -168,17 +233,15 @@ def write_patch_store(
     the new one is whole; a second concurrent build of the same store stops with
     :class:`~tml_cloudremoval.errors.LockedError`. With ``group`` (e.g. the three splits of one
     build), the store is put in place only with the group's other members (``member`` is its
-    name there); a failure in any member leaves every store as it was.
+    name there); a failure in any member leaves every store as it was. Too little free disk is
+    a :class:`~tml_cloudremoval.data.errors.DataError` before anything is written.
     """
     path = Path(path)
-    if len(index) != n:
-        raise ValueError(f"index has {len(index)} rows for {n} patches")
-    if height % SAR_FACTOR or width % SAR_FACTOR:
-        raise ValueError(f"patch size {height}x{width} is not a multiple of {SAR_FACTOR}")
+    validate_size(n, height, width, index)
     group = group if group is not None else FolderGroup([member])
     group.write(
         member,
         path,
-        lambda folder: fill_patch_store(folder, samples, n, height, width, index, meta),
+        lambda folder: fill_patch_store(folder, samples, n, height, width, index, meta, path),
     )
     return path

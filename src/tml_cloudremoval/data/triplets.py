@@ -3,28 +3,35 @@
 :func:`read_triplet` reads one row of the triplet table (see
 :mod:`tml_cloudremoval.data.discovery`), :func:`prepare_patch` turns it into one patch-store
 sample (TML bands, cloud/shadow mask, SAR at 40 m) and :class:`TripletSamples` is the lazy
-sequence of samples that ``PatchStoreDataset.save`` writes, optionally in worker processes;
-:func:`split_samples` makes one per split, written together.
+sequence of samples that ``PatchStoreDataset.save`` builds a store from
+(:func:`~tml_cloudremoval.data.store_build.build_patch_store`: worker processes write their
+rows straight into the store, resumably); :func:`split_samples` makes one per split, written
+together.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from tml_cloudremoval import __version__
 from tml_cloudremoval.bands import select_tml_bands
 from tml_cloudremoval.data.cloud_mask import cloud_shadow_mask
 from tml_cloudremoval.data.content import check_triplet_content
-from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS
+from tml_cloudremoval.data.discovery import TRIPLET_COLUMNS, table_fingerprint
 from tml_cloudremoval.data.errors import DataError
+from tml_cloudremoval.data.patch_store import STORE_FORMAT, store_bytes
+from tml_cloudremoval.data.store_build import write_rows
 from tml_cloudremoval.data.store_group import FolderGroup
 from tml_cloudremoval.raster import read_header, read_raster
 from tml_cloudremoval.sar import SAR_METHODS, fill_nan_with_channel_mean, sar_to_40m
@@ -96,6 +103,15 @@ def _prepare_row(
     return prepare_patch(raw, cloud_threshold, sar_method, source=row["s1_path"])
 
 
+def _write_chunk(
+    folder: str, start: int, rows: list[dict[str, Any]], cloud_threshold: float, sar_method: str
+) -> tuple[int, int]:
+    """Prepare ``rows`` and write them into store rows ``start...`` in ``folder``, flushed:
+    what a worker process runs. Returns the range written (the acknowledgement)."""
+    samples = (_prepare_row(row, cloud_threshold, sar_method) for row in rows)
+    return start, start + write_rows(Path(folder), start, samples)
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity where the OS tells, else all)."""
     try:
@@ -119,6 +135,13 @@ class TripletSamples(Sequence):
     for every ``min_per_worker`` triplets (a 72-triplet sample set runs in this process). At
     most ``4 x workers`` samples are in flight, so memory stays bounded.
 
+    :meth:`write_rows` (what ``PatchStoreDataset.save`` uses) is the store build: each worker
+    gets ``chunk`` table rows at a time, writes their samples straight into the store's arrays
+    and answers with the row range; the parent only keeps the journal (at most ``2 x workers``
+    chunks in flight: memory independent of the table's length). ``resume_key`` names the
+    inputs and settings (table fingerprint, ``cloud_threshold``, ``sar_method``, patch size,
+    store format, package version) a killed build must match to be continued.
+
     Every file's pixels are checked while read (a :class:`DataError` names the file and band).
     ``store_group`` / ``store_member``: the stores written together with this one (see
     ``PatchStoreDataset.save``). ``patch_size``: ``(H, W)`` px of the patches, else read from
@@ -137,11 +160,14 @@ class TripletSamples(Sequence):
         store_group: FolderGroup | None = None,
         store_member: str | None = None,
         patch_size: tuple[int, int] | None = None,
+        chunk: int = 64,
     ) -> None:
         if sar_method not in SAR_METHODS:
             raise ValueError(f"unknown sar_method {sar_method!r}; use one of {SAR_METHODS}")
         if not 0.0 < float(cloud_threshold) <= 1.0:
             raise ValueError(f"cloud_threshold must be in (0, 1], got {cloud_threshold}")
+        if int(chunk) < 1:
+            raise ValueError(f"chunk must be >= 1 rows, got {chunk}")
         if workers is not None and int(workers) < 1:
             raise ValueError(f"workers must be >= 1 or None (one per core), got {workers}")
         self.index = table.reset_index(drop=True)[list(TRIPLET_COLUMNS)].copy()
@@ -158,6 +184,7 @@ class TripletSamples(Sequence):
         self.store_group = store_group
         self.store_member = store_member
         self._size = None if patch_size is None else (int(patch_size[0]), int(patch_size[1]))
+        self.chunk = int(chunk)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -177,6 +204,74 @@ class TripletSamples(Sequence):
     @property
     def width(self) -> int:
         return self._size_from_header()[1]
+
+    @property
+    def resume_key(self) -> str:
+        """What a kept, killed build must have been made from to be continued (JSON text)."""
+        key = {
+            "store_format": STORE_FORMAT,
+            "version": __version__,
+            "table": table_fingerprint(self.index),
+            "n": len(self),
+            "size": list(self._size_from_header()) if len(self) else list(self._size or ()),
+            "cloud_threshold": self.cloud_threshold,
+            "sar_method": self.sar_method,
+        }
+        return json.dumps(key, sort_keys=True)
+
+    @property
+    def nbytes(self) -> int:
+        """Disk bytes of the store this sequence becomes (exact; see ``store_bytes``)."""
+        return store_bytes(len(self), self.height, self.width, self.index)
+
+    def write_rows(self, folder: Path, todo: Sequence[tuple[int, int]], done: Callable) -> None:
+        """Prepare and write the row ranges ``todo`` into the store arrays in ``folder``, in
+        worker processes (see the class docstring); ``done(start, stop)`` after each range is
+        flushed, in the order they were handed out. A worker's error is raised here whole."""
+        n_todo = sum(b - a for a, b in todo)
+        workers = min(self.workers, n_todo // self.min_per_worker)
+        args = (self.cloud_threshold, self.sar_method)
+        with tqdm(
+            total=len(self),
+            initial=len(self) - n_todo,
+            desc=self.description,
+            unit="patch",
+            disable=not self.progress,
+        ) as bar:
+            if workers <= 1:
+                acks: Iterator[tuple[int, int]] = (
+                    _write_chunk(str(folder), a, self._records(a, b), *args) for a, b in todo
+                )
+            else:
+                acks = self._chunks_in_workers(folder, todo, workers)
+            try:
+                for start, stop in acks:
+                    done(start, stop)
+                    bar.update(stop - start)
+            finally:
+                acks.close()
+
+    def _records(self, start: int, stop: int) -> list[dict[str, Any]]:
+        return self.index.iloc[start:stop].to_dict("records")
+
+    def _chunks_in_workers(
+        self, folder: Path, todo: Sequence[tuple[int, int]], workers: int
+    ) -> Iterator[tuple[int, int]]:
+        """Acknowledged ranges, 2 x workers chunks in flight (spawned: see ``_in_workers``)."""
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pending: deque[Future] = deque()
+        args = (self.cloud_threshold, self.sar_method)
+        try:
+            for a, b in todo:
+                pending.append(
+                    pool.submit(_write_chunk, str(folder), a, self._records(a, b), *args)
+                )
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:  # type: ignore[override]
         if not isinstance(i, int | np.integer):
@@ -260,4 +355,7 @@ def split_samples(
     out = {name: samples_of(name) for name, table in tables.items() if len(table)}
     size = next(((s.height, s.width) for s in out.values()), None)
     out |= {name: samples_of(name, size) for name, table in tables.items() if not len(table)}
+    if size is not None:
+        for name, samples in out.items():
+            group.expect(name, samples.nbytes)  # free disk for all, before the first is built
     return {name: out[name] for name in tables}

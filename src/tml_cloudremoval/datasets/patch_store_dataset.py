@@ -7,7 +7,10 @@ Catalog::
       filepath: data/05_model_input/train
 
 ``load()`` opens the folder as a :class:`~tml_cloudremoval.data.patch_store.PatchStore` (read-only
-memory maps, nothing is read up front). ``save(samples)`` writes one atomically with
+memory maps, nothing is read up front). ``save(samples)`` writes one atomically: a
+:class:`~tml_cloudremoval.data.triplets.TripletSamples` with
+:func:`~tml_cloudremoval.data.store_build.build_patch_store` (workers write straight into the
+store; a killed build continues on the next run), anything else with
 :func:`~tml_cloudremoval.data.patch_store.write_patch_store`.
 """
 
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tml_cloudremoval.data.patch_store import ARRAYS, PatchStore, write_patch_store
+from tml_cloudremoval.data.store_build import build_patch_store
 from tml_cloudremoval.datasets.folder import FolderDataset
 
 
@@ -35,12 +39,19 @@ class PatchStoreDataset(FolderDataset[Any, PatchStore]):
     (copied). Samples with a ``store_group`` (a
     :class:`~tml_cloudremoval.data.store_group.FolderGroup`) and ``store_member`` are put in
     place together with the group's other stores: a fault in any of them replaces none.
+    A source with ``write_rows`` and ``resume_key`` (a
+    :class:`~tml_cloudremoval.data.store_build.RowSource`) writes its own rows, resumably.
     """
 
     def load(self) -> PatchStore:
         return PatchStore.open(self._path)
 
     def save(self, data: Any) -> None:
+        group = getattr(data, "store_group", None)
+        member = getattr(data, "store_member", None) or "store"
+        if hasattr(data, "write_rows") and hasattr(data, "resume_key"):
+            build_patch_store(self._path, data, group=group, member=member)
+            return
         if isinstance(data, PatchStore):
             samples: Iterable[Mapping[str, np.ndarray]] = (
                 {name: getattr(data, name)[i] for name in ARRAYS} for i in range(len(data))
@@ -71,8 +82,8 @@ class PatchStoreDataset(FolderDataset[Any, PatchStore]):
             width=int(width),
             index=data.index,
             meta=dict(getattr(data, "meta", None) or {}),
-            group=getattr(data, "store_group", None),
-            member=getattr(data, "store_member", None) or "store",
+            group=group,
+            member=member,
         )
 
     def _exists(self) -> bool:

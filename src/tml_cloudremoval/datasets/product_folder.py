@@ -17,10 +17,15 @@ takes the lock (``atomic.output_lock``) of every target, held until all are writ
 run writing the same products stops at once with a ``LockedError`` naming the file and the pid.
 Files of other scenes already in the folder are kept (as ``PartitionedDataset`` does); hidden files
 (temporaries, locks) are never scenes.
+
+A scene whose pass failed (``inference.on_bad_scene: skip``) has no product but may have a
+failure record ``<scene_id><suffix>.failed.json`` (``inference.report.failure_record_path``);
+``load()`` gives them as the ``failures`` attribute ({scene_id: record}) of the loaded mapping.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -32,6 +37,7 @@ from kedro.io import DatasetError
 from tml_cloudremoval.atomic import output_lock, remove_stale_temporaries
 from tml_cloudremoval.datasets.folder import FolderDataset
 from tml_cloudremoval.inference.inputs import refuse_targets
+from tml_cloudremoval.inference.report import FAILURE_SUFFIX
 
 _SCENE_ID = re.compile(r"^[^./\\\x00][^/\\\x00]*$")
 """A scene id is a file-name part that is not hidden (hidden files are temporaries, locks)."""
@@ -86,10 +92,29 @@ class ProductFolderDataset(FolderDataset[Mapping[str, Any], dict[str, Callable[[
     def _load_one(self, path: Path, mode: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def load(self) -> dict[str, Callable[[], Any]]:
+    def failures(self) -> dict[str, dict[str, Any]]:
+        """{scene_id: failure record} of the records in the folder (module docstring); an
+        unreadable record reads as {"fault": why}."""
+        ending = self._suffix + FAILURE_SUFFIX
+        if not self._path.is_dir():
+            return {}
+        records = {}
+        for path in sorted(self._path.glob(f"*{ending}")):
+            sid = path.name[: len(path.name) - len(ending)]
+            try:
+                records[sid] = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                records[sid] = {"scene_id": sid, "fault": f"{path}: unreadable ({exc})"}
+        return records
+
+    def load(self) -> ProductFolder:
         if not self._path.is_dir():
             raise DatasetError(f"{self._path}: product folder does not exist (run the pipeline)")
-        return {sid: ProductLoader(self, self.path_of(sid)) for sid in self.scene_ids()}
+        loaded = ProductFolder(
+            {sid: ProductLoader(self, self.path_of(sid)) for sid in self.scene_ids()}
+        )
+        loaded.failures = self.failures()
+        return loaded
 
     def save(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
@@ -119,6 +144,17 @@ class ProductFolderDataset(FolderDataset[Mapping[str, Any], dict[str, Callable[[
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "suffix": self._suffix, "mode": self._mode}
+
+
+class ProductFolder(dict):
+    """What ``load()`` gives: {scene_id: :class:`ProductLoader`}, and ``failures`` ({scene_id:
+    failure record} of the scenes whose pass failed)."""
+
+    failures: dict[str, dict[str, Any]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = {}
 
 
 class ProductLoader:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tml_cloudremoval.config import bounds, from_params
+from tml_cloudremoval.inference.shards import parse_shard
 
 SECTION = "inference"
 
@@ -24,6 +25,7 @@ Compression = Literal["deflate", "zstd", "lzw", "none"]
 OutputFormat = Literal["cog", "gtiff"]
 OutputLayout = Literal["stack_10m", "native"]
 FillMode = Literal["all", "clouds"]
+BadScenePolicy = Literal["skip", "error"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,11 @@ class InferenceConfig:
     (from the product metadata, else 0) or the offset as metadata states it (-1000: reflectance
     x 10000 = DN - 1000); ``allow_l2a``: run an L2A product (the model was trained on L1C).
     ``ensemble``: null (one model), ``"all"`` or a list of saved ``dsen2cr_model`` versions
-    (``inference.ensemble``).
+    (``inference.ensemble``). ``shard``: ``"i/n"`` (0 <= i < n), the part of the scenes this
+    run cleans (``inference.shards``), null: all; ``skip_existing``: scenes whose complete output
+    exists, made by the same model and settings, are not cleaned again (``inference.resume``);
+    ``on_bad_scene``: ``skip`` (a faulty scene of a folder is reported, the others go on) or
+    ``error`` (the run stops; every input fault listed before any prediction).
     """
 
     s2_path: str = "data/01_raw/tml_scene/s2_cloudy.tif"
@@ -67,6 +73,16 @@ class InferenceConfig:
     allow_l2a: bool = False
     # --- uncertainty (issue 15): an ensemble of saved dsen2cr_model versions (inference.ensemble)
     ensemble: Literal["all"] | tuple[str, ...] | None = None
+    # --- many scenes on many machines (issue 14, item 5) ---
+    shard: str | None = None
+    skip_existing: bool = True
+    on_bad_scene: BadScenePolicy = "skip"
+
+    @property
+    def bad_scene_policy(self) -> BadScenePolicy:
+        """``on_bad_scene`` for a folder of scenes; one scene (``s2_path``) stops at its fault:
+        there are no others to go on with."""
+        return self.on_bad_scene if self.scenes_dir else "error"
 
     def check(self) -> list[str]:
         """Cross-field faults ("key: message")."""
@@ -85,6 +101,10 @@ class InferenceConfig:
                     "ensemble: a list of at least 2 different dsen2cr_model versions, all or "
                     f"null; got {list(self.ensemble)}"
                 )
+        try:
+            parse_shard(self.shard)
+        except ValueError as exc:
+            faults.append(f"shard: {exc}")
         return faults
 
 

@@ -94,7 +94,8 @@ def keras_predictor(model: Any) -> PredictBatch:
     """A batch predictor over a Keras model with inputs ``"optical"`` (and ``"sar"``).
 
     A model with dict outputs (``models.uncertainty``) gives its ``"prediction"`` alone here;
-    ``inference.predictors`` gives its uncertainty as well."""
+    ``inference.predictors`` gives its uncertainty as well. Numpy in, numpy float32 out on every
+    Keras backend (``predict_on_batch``; under JAX compiled once per tile-batch shape)."""
     uses_sar = "sar" in [t.name for t in model.inputs]
 
     def predict(optical: np.ndarray, sar: np.ndarray | None) -> np.ndarray:

@@ -4,8 +4,11 @@
   separator before it), or the folder name when nothing else is left: ``T32TMT_2024_s2_cloudy.tif``
   -> ``T32TMT_2024``; ``data/01_raw/tml_scene/s2_cloudy.tif`` -> ``tml_scene``.
 - :func:`find_scene_pairs` pairs ``<id><optical_suffix>.tif`` with ``<id><sar_suffix>.tif``.
-- :func:`scenes_of` lists the scenes a config asks for (one scene, or a folder of them).
-- :func:`check_scenes` reads every header and raises one ``SceneError`` listing every fault.
+- :func:`scenes_of` lists the scenes a config asks for (one scene, or a folder of them);
+  :func:`shard_scenes` those of its ``inference.shard``.
+- :func:`check_scenes` reads every header and raises one ``SceneError`` listing every fault;
+  :func:`inspect_scenes` / :func:`checked_scenes` give the bad scenes instead
+  (``inference.on_bad_scene: skip``).
 - :func:`scene_plan` / :func:`scenes_from_plan`: the checked scenes as JSON and back;
   :func:`products_of`: the product files of the run's scenes.
 - :func:`target_faults` refuses product paths that are inputs (through symlinks, ``..`` or hard
@@ -26,11 +29,36 @@ from tml_cloudremoval.atomic import same_file
 from tml_cloudremoval.errors import SceneError
 from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.inference.reader import ScenePair, inspect_scene
+from tml_cloudremoval.inference.shards import listing_digest, select_shard
 
 logger = logging.getLogger(__name__)
 
 TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
 _SEPARATORS = "_-. "
+
+
+@dataclass(frozen=True)
+class BadScene:
+    """A scene that failed the input checks: its id, optical file and faults (each naming the
+    file and what is wrong with it)."""
+
+    scene_id: str
+    s2_path: Path
+    faults: tuple[str, ...]
+
+    @property
+    def fault(self) -> str:
+        return "; ".join(self.faults) or f"{self.s2_path}: failed the input checks"
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry of the plan's ``failed`` list and the run summary."""
+        return {
+            "scene_id": self.scene_id,
+            "s2_path": str(self.s2_path),
+            "stage": "check",
+            "fault": self.fault,
+            "seconds": 0.0,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,22 +81,23 @@ def scene_id(s2_path: str | os.PathLike, optical_suffix: str) -> str:
     return stem or path.resolve().parent.name
 
 
-def find_scene_pairs(
+def list_scene_pairs(
     folder: str | os.PathLike, optical_suffix: str, sar_suffix: str | None
-) -> list[SceneSource]:
-    """Pair optical and SAR files in ``folder``, sorted by file name.
+) -> tuple[list[SceneSource], list[BadScene]]:
+    """Pair optical and SAR files in ``folder``, sorted by file name: (the pairs, the optical
+    files without a SAR partner as :class:`BadScene`).
 
     Every ``<prefix><optical_suffix>.tif`` (or ``.tiff``) is an optical scene, and its SAR is
     ``<prefix><sar_suffix>.tif`` (or ``.tiff``) in the same folder; e.g. with the suffixes
     "s2_cloudy" and "s1": ``T32TMT_2024_s2_cloudy.tif`` + ``T32TMT_2024_s1.tif`` (id
-    "T32TMT_2024"). ``sar_suffix`` None: no SAR. Raises ``SceneError`` naming the folder or the
-    optical file when the folder holds no scene or a scene has no SAR partner.
+    "T32TMT_2024"). ``sar_suffix`` None: no SAR. Raises ``SceneError`` naming the folder when it
+    does not exist or holds no optical scene.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise SceneError(f"{folder}: scenes folder does not exist")
     pairs: list[SceneSource] = []
-    missing: list[str] = []
+    missing: list[BadScene] = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in TIFF_SUFFIXES or not path.stem.endswith(optical_suffix):
             continue
@@ -78,66 +107,174 @@ def find_scene_pairs(
             candidates = [folder / f"{prefix}{sar_suffix}{ext}" for ext in TIFF_SUFFIXES]
             sar = next((c for c in candidates if c.is_file()), None)
             if sar is None:
-                missing.append(f"{path}: no SAR partner {candidates[0].name} in {folder}")
+                fault = f"{path}: no SAR partner {candidates[0].name} in {folder}"
+                missing.append(BadScene(scene_id(path, optical_suffix), path, (fault,)))
                 continue
         pairs.append(SceneSource(scene_id(path, optical_suffix), path, sar))
-    if missing:
-        raise SceneError("scene(s) without SAR:\n  " + "\n  ".join(missing))
-    if not pairs:
+    if not pairs and not missing:
         raise SceneError(
             f"{folder}: no optical scene named <id>{optical_suffix}.tif in this folder"
         )
+    return pairs, missing
+
+
+def refuse_bad(bad: Sequence[BadScene]) -> None:
+    """Raise one ``SceneError`` listing the scenes without SAR among ``bad`` (if any)."""
+    if bad:
+        raise SceneError(
+            "scene(s) without SAR:\n  " + "\n  ".join(f for b in bad for f in b.faults)
+        )
+
+
+def find_scene_pairs(
+    folder: str | os.PathLike, optical_suffix: str, sar_suffix: str | None
+) -> list[SceneSource]:
+    """:func:`list_scene_pairs` that raises one ``SceneError`` naming every optical file
+    without a SAR partner."""
+    pairs, missing = list_scene_pairs(folder, optical_suffix, sar_suffix)
+    refuse_bad(missing)
     return pairs
 
 
 def scenes_of(config: InferenceConfig) -> list[SceneSource]:
-    """The scenes of a run: every pair in ``scenes_dir``, else the one ``s2_path`` + ``s1_path``."""
+    """The scenes of a run: every pair in ``scenes_dir``, else the one ``s2_path`` + ``s1_path``
+    (all of them, whatever ``config.shard``; ``SceneError`` for scenes without SAR)."""
+    pairs, missing = _listed(config)
+    refuse_bad(missing)
+    return pairs
+
+
+def _listed(config: InferenceConfig) -> tuple[list[SceneSource], list[BadScene]]:
     if config.scenes_dir:
-        return find_scene_pairs(config.scenes_dir, config.optical_suffix, config.sar_suffix)
+        return list_scene_pairs(config.scenes_dir, config.optical_suffix, config.sar_suffix)
     s1 = None if config.s1_path is None else Path(config.s1_path)
     s2 = Path(config.s2_path)
-    return [SceneSource(scene_id(s2, config.optical_suffix), s2, s1)]
+    return [SceneSource(scene_id(s2, config.optical_suffix), s2, s1)], []
+
+
+def shard_scenes(config: InferenceConfig) -> tuple[list[SceneSource], list[BadScene], str]:
+    """The scenes of this run's shard (``config.shard``; :mod:`inference.shards`), those of its
+    scenes that have no SAR partner, and the listing's digest (``shards.listing_digest`` of
+    every scene id listed). ``on_bad_scene: error`` (and one scene): a scene without SAR is one
+    ``SceneError`` naming every such file; ``skip``: it is returned, logged."""
+    pairs, missing = _listed(config)
+    listed: list[SceneSource | BadScene] = [*pairs, *missing]
+    digest = listing_digest(s.scene_id for s in listed)
+    chosen = select_shard(listed, config.shard, lambda s: s.scene_id)
+    pairs = [s for s in chosen if isinstance(s, SceneSource)]
+    missing = [s for s in chosen if isinstance(s, BadScene)]
+    if config.bad_scene_policy == "error":
+        refuse_bad(missing)
+    for bad in missing:
+        logger.error("%s: skipped (inference.on_bad_scene: skip): %s", bad.scene_id, bad.fault)
+    if config.shard is not None:
+        where = config.scenes_dir or config.s2_path
+        logger.info("Shard %s: %d of the %d scene(s) of %s (listing %s)", config.shard,
+                    len(chosen), len(listed), where, digest)  # fmt: skip
+    return pairs, missing, digest
+
+
+def inspect_scenes(
+    scenes: Sequence[SceneSource], config: InferenceConfig | None = None
+) -> tuple[list[tuple[SceneSource, ScenePair]], list[BadScene], list[str]]:
+    """Check every scene (headers only): (the good scenes with their checked pair, the bad
+    scenes with their faults, every fault as :func:`check_scenes` lists it).
+
+    Faults: unreadable, truncated or missing files, wrong band counts, a missing band or bands on
+    inconsistent grids in a product, an L2A product (unless ``config.allow_l2a``), a
+    ``config.dn_offset`` contradicting the metadata, SAR that does not overlap its scene, two
+    scenes with the same id (they would write the same products: both are bad, the fault is
+    listed once, at the second). Logs each good scene's radiometry.
+    """
+    config = config or InferenceConfig()
+    problems: list[str] = []
+    faults_of: dict[int, list[str]] = {}
+    pairs: dict[int, ScenePair] = {}
+    seen: dict[str, int] = {}
+    for n, source in enumerate(scenes):
+        faults_of[n] = []
+        if source.scene_id in seen:
+            first = seen[source.scene_id]
+            fault = (
+                f"{source.s2_path}: scene id {source.scene_id!r} is also the id of "
+                f"{scenes[first].s2_path}"
+            )
+            problems.append(fault)
+            faults_of[n].append(fault)
+            faults_of[first].append(fault)
+        seen.setdefault(source.scene_id, n)
+        pair, faults = inspect_scene(
+            source.s2_path, source.s1_path, config.dn_offset, config.allow_l2a
+        )
+        problems.extend(faults)
+        faults_of[n].extend(faults)
+        if pair is not None:
+            pairs[n] = pair
+    good, bad = [], []
+    for n, source in enumerate(scenes):
+        if faults_of[n] or n not in pairs:
+            bad.append(BadScene(source.scene_id, source.s2_path, tuple(faults_of[n])))
+            continue
+        info = pairs[n].optical
+        logger.info("%s (%s): %s", source.scene_id, info.band_source, info.radiometry.reason)
+        good.append((source, pairs[n]))
+    return good, bad, problems
 
 
 def check_scenes(
     scenes: Sequence[SceneSource], config: InferenceConfig | None = None
 ) -> list[ScenePair]:
-    """Check every scene (headers only); raise one ``SceneError`` listing every fault.
-
-    Faults: unreadable, truncated or missing files, wrong band counts, a missing band or bands on
-    inconsistent grids in a product, an L2A product (unless ``config.allow_l2a``), a
-    ``config.dn_offset`` contradicting the metadata, SAR that does not overlap its scene, two
-    scenes with the same id (they would write the same products). Logs each scene's radiometry.
-    """
-    config = config or InferenceConfig()
-    problems: list[str] = []
-    pairs: list[ScenePair] = []
-    seen: dict[str, Path] = {}
-    for source in scenes:
-        if source.scene_id in seen:
-            problems.append(
-                f"{source.s2_path}: scene id {source.scene_id!r} is also the id of "
-                f"{seen[source.scene_id]}"
-            )
-        seen.setdefault(source.scene_id, source.s2_path)
-        pair, faults = inspect_scene(
-            source.s2_path, source.s1_path, config.dn_offset, config.allow_l2a
-        )
-        problems.extend(faults)
-        if pair is not None:
-            logger.info(
-                "%s (%s): %s",
-                source.scene_id,
-                pair.optical.band_source,
-                pair.optical.radiometry.reason,
-            )
-            pairs.append(pair)
+    """Check every scene (headers only, :func:`inspect_scenes`); raise one ``SceneError``
+    listing every fault; the checked pairs in the order of ``scenes``."""
+    good, _bad, problems = inspect_scenes(scenes, config)
     if problems:
         raise SceneError(
             f"{len(problems)} fault(s) in the input checks of {len(scenes)} scene(s); nothing "
             "was predicted:\n  " + "\n  ".join(problems)
         )
-    return pairs
+    return [pair for _source, pair in good]
+
+
+def checked_scenes(
+    scenes: Sequence[SceneSource], config: InferenceConfig
+) -> tuple[list[tuple[SceneSource, ScenePair]], list[BadScene]]:
+    """The scenes that pass the checks, by ``config.bad_scene_policy``: ``error``:
+    :func:`check_scenes` (one ``SceneError`` listing every fault); ``skip``: the good ones and
+    the bad ones (each logged, naming its files and faults)."""
+    if config.bad_scene_policy == "error":
+        pairs = check_scenes(scenes, config)
+        return list(zip(scenes, pairs, strict=True)), []
+    good, bad, _problems = inspect_scenes(scenes, config)
+    for scene in bad:
+        logger.error("%s: skipped (inference.on_bad_scene: skip): %s", scene.scene_id, scene.fault)
+    return good, bad
+
+
+def without_mask(
+    checked: Sequence[tuple[SceneSource, ScenePair]], config: InferenceConfig
+) -> tuple[list[tuple[SceneSource, ScenePair]], list[BadScene]]:
+    """``fill: clouds`` needs a cloud/shadow mask for every scene (``masks.check_fill``):
+    ``on_bad_scene: error``: one ``SceneError`` naming every scene without one; ``skip``: (the
+    scenes with a mask source, those without as :class:`BadScene`, logged)."""
+    from tml_cloudremoval.inference import masks
+
+    if config.bad_scene_policy == "error":
+        masks.check_fill([pair for _s, pair in checked], config.fill, config.mask_path)
+        return list(checked), []
+    if config.fill != "clouds":
+        return list(checked), []
+    good, bad = [], []
+    for source, pair in checked:
+        if masks.mask_source(pair.optical, config.mask_path) is not None:
+            good.append((source, pair))
+            continue
+        fault = (
+            f"{source.s2_path}: inference.fill: clouds needs a cloud/shadow mask, but neither "
+            "the detector (13-band input) nor inference.mask_path gives one"
+        )
+        logger.error("%s: skipped (inference.on_bad_scene: skip): %s", source.scene_id, fault)
+        bad.append(BadScene(source.scene_id, source.s2_path, (fault,)))
+    return good, bad
 
 
 def target_faults(

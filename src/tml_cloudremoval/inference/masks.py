@@ -143,9 +143,16 @@ def scene_mask(info: OpticalInfo, mask_path: str | os.PathLike | None) -> np.nda
     return mask
 
 
-def write_mask(path: str | os.PathLike, mask: np.ndarray, info: OpticalInfo, **writer: Any) -> None:
+def write_mask(
+    path: str | os.PathLike,
+    mask: np.ndarray,
+    info: OpticalInfo,
+    tags: dict[str, str] | None = None,
+    **writer: Any,
+) -> None:
     """Write a mask (H, W) uint8 on the scene grid atomically (``SceneWriter``: COG by default;
-    ``writer``: its options, e.g. ``output_format``, ``compress``)."""
+    ``writer``: its options, e.g. ``output_format``, ``compress``; ``tags``: GeoTIFF metadata
+    tags, e.g. the settings the resume compares)."""
     from tml_cloudremoval.inference.writer import SceneWriter
 
     with SceneWriter(
@@ -153,13 +160,21 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, info: OpticalInfo, **w
         dn_scale=False, **writer,
     ) as out:  # fmt: skip
         out.write_rows(0, mask[..., None])
+        out.update_tags(**(tags or {}))
 
 
 class CloudMask:
-    """A scene's mask not yet computed: :meth:`write` computes and writes it (lazy product)."""
+    """A scene's mask not yet computed: :meth:`write` computes and writes it (lazy product);
+    ``tags``: GeoTIFF tags of the file (the resume's settings, ``inference.resume``)."""
 
-    def __init__(self, info: OpticalInfo, mask_path: str | None, **writer: Any) -> None:
-        self.info, self.mask_path, self.writer = info, mask_path, writer
+    def __init__(
+        self,
+        info: OpticalInfo,
+        mask_path: str | None,
+        tags: dict[str, str] | None = None,
+        **writer: Any,
+    ) -> None:
+        self.info, self.mask_path, self.tags, self.writer = info, mask_path, tags, writer
 
     @property
     def sources(self) -> tuple[Path, ...]:
@@ -169,7 +184,7 @@ class CloudMask:
         mask = scene_mask(self.info, self.mask_path)
         if mask is None:  # the node makes CloudMask only where mask_source is not None
             raise SceneError(f"{self.info.path}: no cloud/shadow mask can be made")
-        write_mask(path, mask, self.info, **self.writer)
+        write_mask(path, mask, self.info, self.tags, **self.writer)
 
     def __repr__(self) -> str:
         return f"CloudMask({self.info.path.name})"

@@ -170,12 +170,15 @@ def predict_pair(
     start: float,
     mask: np.ndarray | None = None,
     versions: Sequence[str] | None = None,
+    extra_facts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Plan, read, predict, blend and write one checked scene; returns its run facts.
 
     ``models``: one model, or the members of an ensemble (``versions``: their names);
     ``paths``: {part: file} for every part of ``predictors.output_parts(models)``; ``mask``:
-    the scene's cloud/shadow mask (``inference.masks``), needed by ``fill: clouds``."""
+    the scene's cloud/shadow mask (``inference.masks``), needed by ``fill: clouds``;
+    ``extra_facts``: JSON facts stored with the others (the run id and the settings the resume
+    compares, ``inference.scene_run``)."""
     info = pair.optical
     sar_model = _check_models(models, pair, config)
     predict, parts = model_predictor(models)
@@ -204,6 +207,7 @@ def predict_pair(
             seconds = time.perf_counter() - start  # checks, SAR warp, tiles, writing
             facts = _run_facts(pair, plan, rf, config, stats, coverage, seconds)
             facts.update(_uncertainty_facts({p: paths[p] for p in parts}, versions))
+            facts.update(extra_facts or {})
             output.update_tags(**run_facts_tags(facts))
     logger.info(
         "%s -> %s: %d x %d px, %d tiles (%d without data), %.1f s, %.4f Mpx/s",

@@ -41,109 +41,123 @@ value is then CARL + (1 + lambda) mean(b log b) (L1: mean(|P - T| + b log b)).
 
 ``training.loss`` keeps its names (carl | l1): the model's ``uncertainty`` picks the plain or the
 NLL form, so no invalid pairing (a plain model with an NLL, a head with no gradient) exists.
+
+Every op is ``keras.ops``: the losses run on TensorFlow, JAX and PyTorch alike (the backends
+test compares TensorFlow and JAX on the same arrays).
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
+
+from keras import ops
+
+Tensor = Any
+"""A backend tensor (TensorFlow, JAX or PyTorch) or a numpy array: every op here is
+``keras.ops``, so the losses run on each Keras backend."""
 
 NLL_BETA = 1.0
 """beta of the beta-NLL weight sg(b)^beta of the aleatoric losses (module docstring)."""
 
 
-def _mask_like(mask: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
-    """Mask as float with a trailing axis of 1 so it broadcasts over the bands."""
-    mask = tf.cast(mask, prediction.dtype)
-    if mask.shape.rank == prediction.shape.rank - 1:
-        mask = mask[..., tf.newaxis]
+def _mean_per_sample(values: Tensor) -> Tensor:
+    """Mean over all axes but the first (the batch): (B, ...) -> (B,)."""
+    return ops.mean(values, axis=tuple(range(1, len(values.shape))))
+
+
+def _mask_like(mask: Tensor, prediction: Tensor) -> Tensor:
+    """Mask as float32 with a trailing axis of 1 so it broadcasts over the bands."""
+    mask = ops.cast(mask, "float32")
+    if len(mask.shape) == len(prediction.shape) - 1:
+        mask = ops.expand_dims(mask, -1)
     return mask
 
 
 def _carl_terms(
-    target: tf.Tensor,
-    cloudy: tf.Tensor,
-    mask: tf.Tensor,
-    prediction: tf.Tensor,
+    target: Tensor,
+    cloudy: Tensor,
+    mask: Tensor,
+    prediction: Tensor,
     lambda_: float,
-) -> tf.Tensor:
+) -> Tensor:
     """The CARL term of every value, float32 (B, H, W, C): C |P - I| + M |P - T| + lambda
     |P - T|, C = 1 - M."""
-    prediction = tf.cast(prediction, tf.float32)
-    target = tf.cast(target, tf.float32)
-    cloudy = tf.cast(cloudy, tf.float32)
+    prediction = ops.cast(prediction, "float32")
+    target = ops.cast(target, "float32")
+    cloudy = ops.cast(cloudy, "float32")
     m = _mask_like(mask, prediction)
-    to_target = tf.abs(prediction - target)
-    to_cloudy = tf.abs(prediction - cloudy)
+    to_target = ops.abs(prediction - target)
+    to_cloudy = ops.abs(prediction - cloudy)
     return (1.0 - m) * to_cloudy + m * to_target + lambda_ * to_target
 
 
 def carl_per_sample(
-    target: tf.Tensor,
-    cloudy: tf.Tensor,
-    mask: tf.Tensor,
-    prediction: tf.Tensor,
+    target: Tensor,
+    cloudy: Tensor,
+    mask: Tensor,
+    prediction: Tensor,
     lambda_: float = 1.0,
-) -> tf.Tensor:
+) -> Tensor:
     """CARL of each sample, shape (B,): mean over H, W, C of the CARL terms."""
     terms = _carl_terms(target, cloudy, mask, prediction, lambda_)
-    return tf.reduce_mean(terms, axis=tf.range(1, tf.rank(terms)))
+    return _mean_per_sample(terms)
 
 
 def carl_loss(
-    target: tf.Tensor,
-    cloudy: tf.Tensor,
-    mask: tf.Tensor,
-    prediction: tf.Tensor,
+    target: Tensor,
+    cloudy: Tensor,
+    mask: Tensor,
+    prediction: Tensor,
     lambda_: float = 1.0,
-) -> tf.Tensor:
+) -> Tensor:
     """Scalar CARL: mean(C |P - I| + M |P - T|) + lambda mean(|P - T|), C = 1 - M."""
-    return tf.reduce_mean(carl_per_sample(target, cloudy, mask, prediction, lambda_))
+    return ops.mean(carl_per_sample(target, cloudy, mask, prediction, lambda_))
 
 
-def _weighted(nll: tf.Tensor, log_scale: tf.Tensor, beta: float) -> tf.Tensor:
+def _weighted(nll: Tensor, log_scale: Tensor, beta: float) -> Tensor:
     """``nll`` x sg(b)^beta, averaged over all but the batch axis: shape (B,)."""
     if beta:
-        nll = nll * tf.stop_gradient(tf.exp(beta * log_scale))
-    return tf.reduce_mean(nll, axis=tf.range(1, tf.rank(nll)))
+        nll = nll * ops.stop_gradient(ops.exp(beta * log_scale))
+    return _mean_per_sample(nll)
 
 
 def carl_nll_per_sample(
-    target: tf.Tensor,
-    cloudy: tf.Tensor,
-    mask: tf.Tensor,
-    prediction: tf.Tensor,
-    log_scale: tf.Tensor,
+    target: Tensor,
+    cloudy: Tensor,
+    mask: Tensor,
+    prediction: Tensor,
+    log_scale: Tensor,
     lambda_: float = 1.0,
     beta: float = NLL_BETA,
-) -> tf.Tensor:
+) -> Tensor:
     """Laplace (beta-)NLL form of CARL of each sample, shape (B,): mean over H, W, C of
     ``sg(b)^beta ([C |P - I| + M |P - T| + lambda |P - T|] exp(-s) + (1 + lambda) s)``,
     s = ``log_scale`` (B, H, W, C) = log b, b in model units."""
     terms = _carl_terms(target, cloudy, mask, prediction, lambda_)
-    log_scale = tf.cast(log_scale, tf.float32)
-    nll = terms * tf.exp(-log_scale) + (1.0 + lambda_) * log_scale
+    log_scale = ops.cast(log_scale, "float32")
+    nll = terms * ops.exp(-log_scale) + (1.0 + lambda_) * log_scale
     return _weighted(nll, log_scale, beta)
 
 
 def l1_nll_per_sample(
-    target: tf.Tensor, prediction: tf.Tensor, log_scale: tf.Tensor, beta: float = NLL_BETA
-) -> tf.Tensor:
+    target: Tensor, prediction: Tensor, log_scale: Tensor, beta: float = NLL_BETA
+) -> Tensor:
     """Laplace (beta-)NLL of each sample, shape (B,): mean over H, W, C of
     ``sg(b)^beta (|P - T| exp(-s) + s)``."""
-    log_scale = tf.cast(log_scale, tf.float32)
-    diff = tf.abs(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32))
-    return _weighted(diff * tf.exp(-log_scale) + log_scale, log_scale, beta)
+    log_scale = ops.cast(log_scale, "float32")
+    diff = ops.abs(ops.cast(prediction, "float32") - ops.cast(target, "float32"))
+    return _weighted(diff * ops.exp(-log_scale) + log_scale, log_scale, beta)
 
 
-def l1_per_sample(target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
+def l1_per_sample(target: Tensor, prediction: Tensor) -> Tensor:
     """Mean absolute error of each sample, shape (B,)."""
-    diff = tf.abs(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32))
-    return tf.reduce_mean(diff, axis=tf.range(1, tf.rank(diff)))
+    diff = ops.abs(ops.cast(prediction, "float32") - ops.cast(target, "float32"))
+    return _mean_per_sample(diff)
 
 
-def l1_loss(target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
+def l1_loss(target: Tensor, prediction: Tensor) -> Tensor:
     """Scalar mean absolute error mean(|P - T|)."""
-    return tf.reduce_mean(l1_per_sample(target, prediction))
+    return ops.mean(l1_per_sample(target, prediction))
 
 
 LOSSES = ("carl", "l1")

@@ -26,6 +26,23 @@ Distribution = Literal["none", "mirrored", "multi_worker"]
 """``none``: default strategy; ``mirrored``: all local GPUs (or logical CPUs); ``multi_worker``:
 MultiWorkerMirroredStrategy from TF_CONFIG (see ``training.strategy``)."""
 
+MixedPrecision = Literal["float16", "bfloat16"]
+"""The 16-bit compute type of ``training.mixed_precision`` (weights and the output stay float32):
+``float16`` (Keras ``mixed_float16``, with dynamic loss scaling) or ``bfloat16``
+(``mixed_bfloat16``: float32's exponent range, no loss scaling; the type of Ampere, Hopper).
+``true`` is ``float16`` (its meaning before ``bfloat16`` existed), ``false`` is float32."""
+
+PRECISION_POLICIES: dict[bool | str, str] = {
+    True: "mixed_float16",
+    "float16": "mixed_float16",
+    "bfloat16": "mixed_bfloat16",
+}
+"""``training.mixed_precision`` (other than false) -> Keras dtype policy, on every backend."""
+
+InputPath = Literal["auto", "tf_data", "pydataset"]
+"""``auto`` (tf_data on the TensorFlow backend, else pydataset) | ``tf_data``
+(``data.input_pipeline``) | ``pydataset`` (``data.patch_sequence``): see ``training.backend``."""
+
 IfFinished = Literal["error", "reuse", "overwrite"]
 """What a run folder holding a finished run does: refuse, return its model, or train again."""
 
@@ -58,6 +75,9 @@ class ModelConfig:
 class TrainingConfig:
     """``training:`` parameters (documented in conf/base/parameters_training.yml).
 
+    ``mixed_precision``: False, True (= ``"float16"``), ``"float16"`` or ``"bfloat16"``
+    (:data:`MixedPrecision`; applied on a GPU only, ``training.strategy.compute_dtype``).
+
     Crop sizes are in 10 m pixels and multiples of ``SAR_FACTOR`` (4) so that a crop starts
     and ends on the 40 m SAR grid; ``batch_size`` is the global batch over all replicas.
     """
@@ -76,9 +96,14 @@ class TrainingConfig:
     seed: int = field(default=42, metadata=bounds(lo=0))
     steps_per_epoch: int | None = field(default=None, metadata=bounds(lo=1))
     val_batch_size: int | None = field(default=None, metadata=bounds(lo=1))
+    warmup_steps: int = field(default=0, metadata=bounds(lo=0))
+    """Optimizer steps of a linear learning-rate ramp up to ``learning_rate`` (0: none);
+    ``training.schedule.warmup_learning_rate``."""
     xla: bool = False
-    mixed_precision: bool = False
+    mixed_precision: bool | MixedPrecision = False
     distribution: Distribution = "none"
+    input: InputPath = "auto"
+    input_workers: int | None = field(default=None, metadata=bounds(lo=1))
     if_finished: IfFinished = "error"
     keep_checkpoints: int | None = field(default=None, metadata=bounds(lo=1))
     tensorboard: bool = True
@@ -89,6 +114,7 @@ FINGERPRINT_KEYS = (
     "batch_size",
     "crop_size",
     "learning_rate",
+    "warmup_steps",
     "beta_1",
     "beta_2",
     "epsilon",

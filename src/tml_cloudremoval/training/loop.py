@@ -1,11 +1,14 @@
 """The training loop: train (or resume) DSen2-CR on a patch store, validating on full patches.
 
-``train`` runs, in order: checks of the stores that fail before any TF work; the
+``train`` runs, in order: checks of the stores and of the backend (``training.backend``:
+``training.distribution`` other than ``none`` needs TensorFlow) that fail before any work; the
 ``if_finished`` rule (a run folder whose ``FINISHED.json`` exists is not trained again
 silently: ``error``, ``reuse`` the finished model, or ``overwrite`` the run folder); the resume
 decision (``RunFolder.resume_state``: newest whole checkpoint, same settings); strategy, seed
-and precision (``training.strategy``); the network, trainer and optimizer built and compiled
-under the strategy (``training.trainer``); the tf.data input (``data.input_pipeline``); the
+and precision (``training.backend``, on TensorFlow ``training.strategy``); the network, trainer
+and optimizer built and compiled under the strategy (``training.trainer``); the input
+(``training.input``: tf.data, ``data.input_pipeline``, or a PyDataset, ``data.patch_sequence``,
+with the same samples; ``auto`` = tf.data on TensorFlow, else the PyDataset); the
 callbacks (NaN stop, per-epoch checkpoint, TensorBoard); ``fit``; the final model and the
 summary, written last by the chief. Settings come validated (``training.config``).
 """
@@ -21,13 +24,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from tml_cloudremoval.atomic import output_lock
-from tml_cloudremoval.data.input_pipeline import epoch_size, eval_dataset, train_dataset
 from tml_cloudremoval.data.patch_store import PatchStore
+from tml_cloudremoval.data.sampling import epoch_size
 from tml_cloudremoval.errors import ProjectError
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
+from tml_cloudremoval.training.backend import (
+    check_backend,
+    chief_by_tf_config,
+    compute_dtype,
+    input_path,
+    is_chief,
+    jit_compile,
+    make_datasets,
+    make_strategy,
+    tensorboard_available,
+)
 from tml_cloudremoval.training.config import ModelConfig, TrainingConfig
 from tml_cloudremoval.training.run_folder import (
     EpochCheckpoint,
@@ -37,13 +50,7 @@ from tml_cloudremoval.training.run_folder import (
     run_settings,
     settings_fingerprint,
 )
-from tml_cloudremoval.training.strategy import (
-    chief_by_tf_config,
-    compute_dtype,
-    is_chief,
-    make_strategy,
-    tensorboard_available,
-)
+from tml_cloudremoval.training.schedule import warmup_learning_rate
 from tml_cloudremoval.training.summary import (
     EpochSizes,
     fmt,
@@ -152,11 +159,12 @@ def epoch_sizes(
     return EpochSizes(steps, used, n_val, replicas), val_store
 
 
-def prepare_tf(cfg: TrainingConfig) -> tuple[tf.distribute.Strategy, bool, str | None]:
+def prepare_tf(cfg: TrainingConfig) -> tuple[Any, bool, str | None]:
     """(strategy, whether this process is the chief, compute dtype), with the seed set.
 
-    The strategy comes first: it is the first TF work (collective ops must be configured
-    before anything else runs); the seed then fixes weights init and any TF randomness."""
+    The strategy comes first: on TensorFlow it is the first TF work (collective ops must be
+    configured before anything else runs); off TensorFlow a one-replica stand-in
+    (``backend.SingleDevice``). The seed then fixes weights init and any backend randomness."""
     strategy = make_strategy(cfg.distribution)
     chief = is_chief(strategy)
     keras.utils.set_random_seed(cfg.seed)
@@ -166,7 +174,7 @@ def prepare_tf(cfg: TrainingConfig) -> tuple[tf.distribute.Strategy, bool, str |
 def build_trainer(
     model_cfg: ModelConfig,
     cfg: TrainingConfig,
-    strategy: tf.distribute.Strategy,
+    strategy: Any,
     dtype: str | None,
     weights: os.PathLike | None,
 ) -> tuple[CloudRemovalTrainer, keras.Model]:
@@ -176,14 +184,14 @@ def build_trainer(
         network = build_dsen2cr(**asdict(model_cfg), dtype=dtype)
         trainer = CloudRemovalTrainer(network, cfg.loss, cfg.carl_lambda, name="trainer")
         optimizer = keras.optimizers.Nadam(
-            learning_rate=cfg.learning_rate,
+            learning_rate=warmup_learning_rate(cfg.learning_rate, cfg.warmup_steps),
             beta_1=cfg.beta_1,
             beta_2=cfg.beta_2,
             epsilon=cfg.epsilon,
         )
         if dtype == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        trainer.compile(optimizer=optimizer, jit_compile=bool(cfg.xla))
+        trainer.compile(optimizer=optimizer, jit_compile=jit_compile(cfg.xla))
         trainer(dummy_inputs(model_cfg.include_sar))
         trainer.optimizer.build(trainer.trainable_variables)
         if weights is not None:
@@ -213,8 +221,9 @@ def make_callbacks(
             )
         else:
             log.warning(
-                "training.tensorboard is on but the tensorboard package is not installed "
-                "(TF 2.21 no longer pulls it in): no TensorBoard logs; `pip install tensorboard`"
+                "training.tensorboard is on but Keras' TensorBoard callback needs the "
+                "tensorboard package (TF 2.21 no longer pulls it in) and TensorFlow, and one is "
+                "not installed: no TensorBoard logs; `pip install tensorboard`"
             )
     return callbacks
 
@@ -238,45 +247,18 @@ def _log_start(
         log.info("starting a new training run in %s", run.path)
     log.info(
         "training %s parameters on %d patches (%d steps/epoch of batch %d, crop %d) for %d epochs; "
-        "validation on %d full patches; xla=%s, dtype=%s, replicas=%d",
+        "validation on %d full patches; backend %s, input %s, xla=%s, dtype=%s, replicas=%d",
         f"{network.count_params():,}",
         *(n_train, sizes.steps, cfg.batch_size, crop, cfg.epochs, sizes.n_val),
-        *(cfg.xla, dtype or "float32", sizes.replicas),
+        *(keras.backend.backend(), input_path(cfg.input), cfg.xla, dtype or "float32"),
+        sizes.replicas,
     )
-
-
-def make_datasets(
-    train_store: PatchStore,
-    val_store: PatchStore | None,
-    model_cfg: ModelConfig,
-    cfg: TrainingConfig,
-    crop: int,
-    first_epoch: int,
-    replicas: int,
-) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-    """The training batches of epochs ``first_epoch .. epochs - 1`` and the validation batches
-    (None without a validation store)."""
-    train_ds = train_dataset(
-        train_store,
-        batch_size=cfg.batch_size,
-        crop_size=crop,
-        seed=cfg.seed,
-        first_epoch=first_epoch,
-        last_epoch=cfg.epochs,
-        steps_per_epoch=cfg.steps_per_epoch,
-        include_sar=model_cfg.include_sar,
-        multiple_of=replicas,
-    )
-    if val_store is None:
-        return train_ds, None
-    val_batch = cfg.val_batch_size or cfg.batch_size
-    return train_ds, eval_dataset(val_store, val_batch, model_cfg.include_sar, replicas)
 
 
 def fit(
     trainer: keras.Model,
-    train_ds: tf.data.Dataset,
-    val_ds: tf.data.Dataset | None,
+    train_ds: Any,
+    val_ds: Any | None,
     initial_epoch: int,
     steps: int,
     cfg: TrainingConfig,
@@ -317,6 +299,7 @@ def train(
     added to the project's own (NaN stop, checkpoint, TensorBoard).
     """
     started = time.perf_counter()
+    check_backend(cfg.distribution, cfg.input)
     crop, val_store = check_stores(train_store, val_store, cfg.crop_size)
     patch = (train_store.height, train_store.width)
     settings = run_settings(model_cfg, cfg, len(train_store), patch)
@@ -351,7 +334,7 @@ def _train_from(
     settings: dict[str, Any],
     started: float,
 ) -> TrainingResult:
-    """The TF part of :func:`train`, from the ``resume`` state on (the run folder locked);
+    """The Keras part of :func:`train`, from the ``resume`` state on (the run folder locked);
     ``settings``: :func:`run_settings` of this run; ``started``: when :func:`train` began."""
     train_store, val_store = stores
     n_train = len(train_store)

@@ -6,6 +6,7 @@ pipeline saves it as ``training_summary`` (JSON). Every value is plain JSON.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 import platform
@@ -14,7 +15,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tml_cloudremoval.data.patch_store import PatchStore
 from tml_cloudremoval.normalise import normalise_optical
@@ -86,13 +86,28 @@ def validation_figures(
     }
 
 
-def machine_facts() -> dict[str, str]:
-    """Host, CPU count and the TF / Keras versions, for the summary."""
-    return {
+def package_version(name: str) -> str | None:
+    """Installed version of distribution ``name`` (None when it is not installed), read from
+    the package metadata without importing it (TensorFlow is optional on JAX / PyTorch)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_facts() -> dict[str, str | None]:
+    """Host, CPU count, the Keras backend and the TF / Keras / backend versions (None: not
+    installed), for the summary."""
+    backend = keras.backend.backend()
+    facts = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-        "tensorflow": tf.__version__,
+        "keras_backend": backend,
+        "tensorflow": package_version("tensorflow"),
         "keras": keras.__version__,
     }
+    if backend in ("jax", "torch"):
+        facts[backend] = package_version(backend)
+    return facts
 
 
 def fmt(value: float | None) -> str:

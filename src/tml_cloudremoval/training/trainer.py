@@ -13,15 +13,20 @@ An aleatoric network (dict outputs ``{"prediction", "log_scale"}``, ``models.unc
 trained with the Laplace beta-NLL form of the same loss (``losses.carl_nll_per_sample`` or
 ``l1_nll_per_sample``, beta ``losses.NLL_BETA``); its metrics are those of ``"prediction"``
 plus ``std``, the mean predicted standard deviation in reflectance.
+
+Loss and metrics are ``keras.ops``, so the trainer runs on TensorFlow, JAX and PyTorch; the
+replica count and the multi-worker workaround below apply only under TensorFlow (the only
+backend with ``tf.distribute`` strategies; ``training.loop`` refuses them elsewhere).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from tml_cloudremoval.bands import S1_BAND_NAMES, SAR_FACTOR, TML_BAND_NAMES
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
@@ -43,6 +48,25 @@ from tml_cloudremoval.training.config import ModelConfig
 
 TO_REFLECTANCE = OPTICAL_SCALE / REFLECTANCE_SCALE
 """Model units -> reflectance (x 0.2): metrics are logged in reflectance."""
+
+
+def _on_tensorflow() -> bool:
+    """Whether Keras runs on TensorFlow (only there are tf.distribute strategies in play)."""
+    return keras.backend.backend() == "tensorflow"
+
+
+def _tf_strategy() -> Any:
+    """The current ``tf.distribute`` strategy (TensorFlow backend only; imported here so that
+    the other backends never import TensorFlow)."""
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
+
+
+def _multi_worker(strategy: Any) -> bool:
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 @keras.saving.register_keras_serializable(package="tml_cloudremoval")
@@ -89,31 +113,31 @@ class CloudRemovalTrainer(keras.Model):
             per_sample = carl_per_sample(target, x["optical"], mask, y_pred, self.carl_lambda)
         else:
             per_sample = l1_per_sample(target, y_pred)
-        batch = tf.cast(tf.shape(per_sample)[0], tf.float32)
+        batch = ops.cast(ops.shape(per_sample)[0], "float32")
         # divide_no_nan: a replica can receive an empty slice of a last partial batch.
-        loss = tf.math.divide_no_nan(tf.reduce_sum(per_sample), batch)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        loss = ops.divide_no_nan(ops.sum(per_sample), batch)
+        replicas = _tf_strategy().num_replicas_in_sync if _on_tensorflow() else 1
         return loss / replicas if replicas > 1 else loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if self.aleatoric:
             # Laplace standard deviation sqrt(2) b, in reflectance.
-            std = tf.exp(tf.cast(y_pred[LOG_SCALE_OUTPUT], tf.float32)) * STD_FACTOR
+            std = ops.exp(ops.cast(y_pred[LOG_SCALE_OUTPUT], "float32")) * STD_FACTOR
             self.std_tracker.update_state(std)
             y_pred = y_pred[PREDICTION_OUTPUT]
-        error = tf.reduce_mean(
-            tf.abs(tf.cast(y_pred, tf.float32) - y["target"]), axis=-1
+        error = ops.mean(
+            ops.abs(ops.cast(y_pred, "float32") - y["target"]), axis=-1
         )  # (B, H, W), model units
         error = error * TO_REFLECTANCE
         self.mae_tracker.update_state(error)
         self.covered_mae_tracker.update_state(error, sample_weight=y["mask"][..., 0])
         logs = self.get_metrics_result()
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        if _on_tensorflow() and _multi_worker(_tf_strategy()):
             # Keras 3 (3.15) reduces step logs across workers with
             # ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars ("Invalid reduction
             # dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388). The
             # metric values are already synchronised, so give each a length-1 axis to average.
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+            logs = {name: ops.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):

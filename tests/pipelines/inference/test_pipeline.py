@@ -12,9 +12,18 @@ import pytest
 import rasterio
 import yaml
 from affine import Affine
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
-from rasterio.crs import CRS
+from support.inference_run import (
+    CATALOG_YML,
+    CONTRACT,
+    CRS_UTM,
+    ENTRIES,
+    TRANSFORM,
+    base_params,
+    catalog_config,
+    make_pair,
+    run,
+    write_tif,
+)
 
 from tml_cloudremoval.bands import TML_BAND_NAMES
 from tml_cloudremoval.config import ConfigError
@@ -22,68 +31,12 @@ from tml_cloudremoval.inference.config import InferenceConfig
 from tml_cloudremoval.models.contract import ModelContract, SarNormalisation, TrainedModel
 from tml_cloudremoval.models.dsen2cr import build_dsen2cr
 from tml_cloudremoval.pipelines.inference import create_pipeline
-from tml_cloudremoval.raster import write_geotiff_atomic
-
-PROJECT = Path(__file__).resolve().parents[3]
-CATALOG_YML = PROJECT / "conf" / "base" / "catalog_inference.yml"
-TRANSFORM = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 4500000.0)
-CRS_UTM = CRS.from_epsg(32633)
-ENTRIES = {
-    "inference_plan",
-    "cloud_masks",
-    "cloudfree_scenes",
-    "uncertainty_scenes",
-    "epistemic_scenes",
-    "scene_quicklooks",
-    "inference_report",
-}
-
-
-def write_tif(path: Path, array: np.ndarray, transform: Affine, nodata=None) -> Path:
-    return write_geotiff_atomic(path, array, crs=CRS_UTM, transform=transform, nodata=nodata)
-
-
-def make_pair(folder: Path, s2_name: str, s1_name: str, seed: int, x_shift: float = 0.0):
-    rng = np.random.default_rng(seed)
-    optical = rng.integers(200, 6000, (64, 72, 10)).astype(np.uint16)
-    optical[:5, :] = 0  # a nodata strip
-    sar = rng.uniform(-20, -5, (16, 18, 2)).astype(np.float32)
-    s1_transform = Affine(40.0, 0.0, 300000.0 + x_shift, 0.0, -40.0, 4500000.0)
-    return (
-        write_tif(folder / s2_name, optical, TRANSFORM, nodata=0),
-        write_tif(folder / s1_name, sar, s1_transform),
-    )
 
 
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(3)
     return build_dsen2cr(features=8, blocks=1, tail_init="he_uniform")
-
-
-def catalog_config(out: Path) -> dict:
-    config = yaml.safe_load(CATALOG_YML.read_text())
-    assert set(config) == ENTRIES
-    for entry in config.values():
-        entry["filepath"] = str(out / entry["filepath"])
-    return config
-
-
-CONTRACT = ModelContract(sar=SarNormalisation(method="mean"), cloud_threshold=0.2)
-
-
-def run(model, params: dict, out: Path, config: dict | None = None) -> DataCatalog:
-    """Run the pipeline on ``model`` (a Keras model, or a loaded TrainedModel)."""
-    catalog = DataCatalog.from_config(config or catalog_config(out))
-    trained = model if isinstance(model, TrainedModel) else TrainedModel(model, CONTRACT)
-    catalog["dsen2cr_model"] = MemoryDataset(trained, copy_mode="assign")
-    catalog["params:inference"] = MemoryDataset(params)
-    SequentialRunner().run(create_pipeline(), catalog)
-    return catalog
-
-
-def base_params(**changes) -> dict:
-    return {"tile_size": 48, "progress": False, "quicklook_max_size": 64, **changes}
 
 
 def test_pipeline_nodes_are_named_and_lineage_reaches_the_products():
@@ -156,14 +109,16 @@ def _products(folder: Path) -> list[str]:
     return [n for n in names if not n.startswith(".")]
 
 
-def test_folder_with_a_bad_scene_predicts_nothing(model, tmp_path, monkeypatch):
+def test_folder_with_a_bad_scene_and_on_bad_scene_error_predicts_nothing(
+    model, tmp_path, monkeypatch
+):
     scenes = tmp_path / "scenes"
     scenes.mkdir()
     make_pair(scenes, "a_s2_cloudy.tif", "a_s1.tif", seed=1)
     make_pair(scenes, "b_s2_cloudy.tif", "b_s1.tif", seed=2, x_shift=50000.0)  # SAR elsewhere
     monkeypatch.setattr(model, "predict_on_batch", lambda *a: pytest.fail("predicted"))
     with pytest.raises(ValueError, match=r"b_s1.tif: SAR footprint .* does not overlap"):
-        run(model, base_params(scenes_dir=str(scenes)), tmp_path)
+        run(model, base_params(scenes_dir=str(scenes), on_bad_scene="error"), tmp_path)
     assert not (tmp_path / "data/07_model_output/cloudfree").exists()
 
 

@@ -52,14 +52,19 @@ def split_triplets(
 
 
 def validate_triplets(
-    train_triplets: pd.DataFrame, val_triplets: pd.DataFrame, test_triplets: pd.DataFrame
+    train_triplets: pd.DataFrame,
+    val_triplets: pd.DataFrame,
+    test_triplets: pd.DataFrame,
+    data: dict[str, Any],
 ) -> dict[str, Any]:
     """Check every file of every split, its header and then its pixels band by band (all NaN,
-    constant, inf, outside the physical range) -> the validation report (JSON): each problem
-    (split, scene_id, patch, path, fault) and fingerprints of the lists it checked."""
+    constant, inf, outside the physical range), in ``data.workers`` processes -> the validation
+    report (JSON): each problem (split, scene_id, patch, path, fault) and fingerprints of the
+    lists it checked."""
+    config = data_config(data)
     tables = _tables(train_triplets, val_triplets, test_triplets)
     n = sum(len(t) for t in tables.values())
-    return checks.validation_report(tables, progress=n > 1000)
+    return checks.validation_report(tables, progress=n > 1000, workers=config.workers)
 
 
 def select_valid_triplets(
@@ -87,7 +92,9 @@ def build_patch_stores(
     ``data.cloud_threshold``, SAR at 40 m with ``data.sar_method``, ``data.workers`` processes),
     one per split (an empty split, which only the official split allows, gives a store of 0
     patches). The three stores are put in place together, after the last is complete: a fault
-    in any split (unusable pixels, a full disk) leaves all three as they were."""
+    in any split (unusable pixels, a full disk) leaves all three as they were. Saving them
+    (``PatchStoreDataset``) checks the free disk for all three first, lets the workers write
+    straight into the stores, and continues a build killed before (same lists and settings)."""
     config = data_config(data)
     tables = _tables(train_triplets_valid, val_triplets_valid, test_triplets_valid)
     samples = split_samples(

@@ -27,7 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 validate_triplets,
-                ["train_triplets", "val_triplets", "test_triplets"],
+                ["train_triplets", "val_triplets", "test_triplets", "params:data"],
                 "triplet_validation",
                 name="validate_triplets",
             ),

@@ -3,8 +3,8 @@
 Lineage: params:inference -> inference_plan -> cloud_masks; dsen2cr_model + inference_plan +
 cloud_masks -> cloudfree_scenes, uncertainty_scenes, epistemic_scenes (one pass per scene; the
 last two only for an aleatoric model / an ensemble) -> scene_quicklooks; cloudfree_scenes ->
-inference_report. Every output is a catalog dataset
-(conf/base/catalog_inference.yml).
+inference_report and inference_runs (the run summary of the run's shard). Every output is a
+catalog dataset (conf/base/catalog_inference.yml).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 report_inference,
                 inputs=["cloudfree_scenes", "inference_plan"],
-                outputs="inference_report",
+                outputs=["inference_report", "inference_runs"],
                 name="report_inference",
             ),
         ]
