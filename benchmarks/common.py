@@ -84,3 +84,85 @@ def training_batch(batch: int, crop: int, seed: int = 0) -> tuple[dict, dict]:
         "mask": (rng.uniform(0, 1, (batch, crop, crop, 1)) > 0.5).astype(np.float32),
     }
     return x, y
+
+
+# ---------------------------------------------------------------------------------------------
+# Long-lived worker subprocesses, asked for one measurement at a time (ABAB rounds across
+# processes: each keeps its own peak RSS, and only the one asked runs while the others wait)
+# ---------------------------------------------------------------------------------------------
+
+RESULT_PREFIX = "@bench-result "
+"""Marks the worker's answer lines on stdout (libraries may print other lines there)."""
+
+
+def serve(handlers: dict) -> None:
+    """Worker side of :class:`Worker`: for each request line on stdin, call ``handlers[line]()``
+    (a dict of JSON-able figures) and print it as one answer line; ``quit`` or EOF ends."""
+    import json
+
+    for line in sys.stdin:
+        request = line.strip()
+        if request == "quit":
+            return
+        print(RESULT_PREFIX + json.dumps(handlers[request]()), flush=True)
+
+
+class Worker:
+    """A subprocess running ``cmd`` that answers requests through :func:`serve`.
+
+    ``ask("round")`` writes one request line and waits for the answer (a dict); stderr goes to
+    a temporary file (an unread pipe could fill and stall the worker) and its tail is in the
+    error raised when the worker dies. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, name: str, cmd: list[str]):
+        import subprocess
+        import tempfile
+
+        self.name = name
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            text=True, bufsize=1, env=env,
+        )  # fmt: skip
+
+    def ask(self, request: str) -> dict:
+        """Send ``request``; the worker's answer (blocks until it comes)."""
+        import json
+
+        try:
+            self._proc.stdin.write(request + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker is gone: reported below
+        for line in self._proc.stdout:
+            if line.startswith(RESULT_PREFIX):
+                return json.loads(line[len(RESULT_PREFIX) :])
+        self._proc.wait()
+        self._stderr.seek(0)
+        tail = self._stderr.read()[-3000:]
+        raise RuntimeError(f"{self.name} worker exited ({self._proc.returncode}):\n{tail}")
+
+    def close(self) -> None:
+        """Ask the worker to quit and wait for it (killed after 2 minutes)."""
+        import subprocess
+
+        if self._proc.poll() is None:
+            try:
+                self._proc.stdin.write("quit\n")
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self._proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._stderr.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
