@@ -22,8 +22,9 @@ Keras stops after ``epochs``; the enqueuer's read-ahead past the last epoch (at 
 
 Workers are threads by default: reading the memory-mapped crop, the casts, clipping and
 copies are numpy calls that release the GIL. Processes (``use_multiprocessing=True``) are
-forked from the training process; forking a process that runs JAX threads can deadlock, so
-threads are the safe choice there.
+forked from the training process; forking a process that runs JAX or TensorFlow threads can
+deadlock (seen here: a forked worker of a test process that had run TensorFlow hung), so the
+training loop always uses threads.
 """
 
 from __future__ import annotations
