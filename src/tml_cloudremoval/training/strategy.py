@@ -94,15 +94,6 @@ def chief_by_tf_config(distribution: str) -> bool:
     )
 
 
-def tensorboard_available() -> bool:
-    """Whether tf.summary can write (the separate ``tensorboard`` package is installed)."""
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def compute_dtype(mixed_precision: bool | str, gpu: bool | None = None) -> str | None:
     """Layer dtype policy of ``training.mixed_precision`` (``config.PRECISION_POLICIES``) when
     a GPU is visible (``gpu``: None = ask TensorFlow), else None (float32): on a CPU 16-bit
