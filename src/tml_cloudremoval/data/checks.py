@@ -10,10 +10,7 @@ stops on bad files or leaves them out (``on_bad_file``).
 from __future__ import annotations
 
 import logging
-import multiprocessing
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,6 +30,7 @@ from tml_cloudremoval.data.discovery import table_fingerprint
 from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.layout import MODALITIES
 from tml_cloudremoval.data.splits import SPLITS
+from tml_cloudremoval.data.workers import ordered_in_processes
 from tml_cloudremoval.raster import RasterError, RasterHeader, read_header_and_pixels
 
 __all__ = [
@@ -194,22 +192,13 @@ def _chunk_results(
         for start in starts:
             yield start, *_check_chunk(start, _chunk_paths(rows, start), content)
         return
-    # spawn, not fork: the parent may hold threads (GDAL, TensorFlow) a fork would copy mid-lock
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    pending: deque[tuple[int, Future]] = deque()
+    calls = ((start, _chunk_paths(rows, start), content) for start in starts)
+    results = ordered_in_processes(_check_chunk, calls, workers, in_flight=2 * workers)
     try:
-        for start in starts:
-            pending.append(
-                (start, pool.submit(_check_chunk, start, _chunk_paths(rows, start), content))
-            )
-            if len(pending) >= 2 * workers:
-                first, future = pending.popleft()
-                yield first, *future.result()
-        while pending:
-            first, future = pending.popleft()
-            yield first, *future.result()
+        for start, result in zip(starts, results, strict=True):
+            yield start, *result
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        results.close()  # stops the workers at once when the caller stops early
 
 
 def check_workers(workers: int | None, n_triplets: int) -> int:

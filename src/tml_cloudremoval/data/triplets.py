@@ -12,11 +12,8 @@ together.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.patch_store import STORE_FORMAT, store_bytes
 from tml_cloudremoval.data.store_build import write_rows
 from tml_cloudremoval.data.store_group import FolderGroup
+from tml_cloudremoval.data.workers import ordered_in_processes
 from tml_cloudremoval.raster import read_header, read_raster
 from tml_cloudremoval.sar import SAR_METHODS, fill_nan_with_channel_mean, sar_to_40m
 
@@ -257,21 +255,12 @@ class TripletSamples(Sequence):
     def _chunks_in_workers(
         self, folder: Path, todo: Sequence[tuple[int, int]], workers: int
     ) -> Iterator[tuple[int, int]]:
-        """Acknowledged ranges, 2 x workers chunks in flight (spawned: see ``_in_workers``)."""
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        pending: deque[Future] = deque()
-        args = (self.cloud_threshold, self.sar_method)
-        try:
-            for a, b in todo:
-                pending.append(
-                    pool.submit(_write_chunk, str(folder), a, self._records(a, b), *args)
-                )
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Acknowledged ranges, 2 x workers chunks in flight (``workers.ordered_in_processes``)."""
+        calls = (
+            (str(folder), a, self._records(a, b), self.cloud_threshold, self.sar_method)
+            for a, b in todo
+        )
+        return ordered_in_processes(_write_chunk, calls, workers, in_flight=2 * workers)
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:  # type: ignore[override]
         if not isinstance(i, int | np.integer):
@@ -289,21 +278,8 @@ class TripletSamples(Sequence):
 
     def _in_workers(self, workers: int) -> Iterator[dict[str, np.ndarray]]:
         """Samples in table order, prepared by ``workers`` processes, 4 x workers in flight."""
-        # spawn, not fork: the parent may hold threads (GDAL, TensorFlow) a fork would copy
-        # mid-lock; workers import only this module's dependencies
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        pending: deque[Future] = deque()
-        try:
-            for row in self._rows():
-                pending.append(
-                    pool.submit(_prepare_row, row, self.cloud_threshold, self.sar_method)
-                )
-                if len(pending) >= 4 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        calls = ((row, self.cloud_threshold, self.sar_method) for row in self._rows())
+        return ordered_in_processes(_prepare_row, calls, workers, in_flight=4 * workers)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         n = len(self)
