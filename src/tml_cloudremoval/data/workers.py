@@ -1,6 +1,7 @@
 """One way to run data work in worker processes: calls in order, a bounded number in flight.
 
-Used by the store build (``data.triplets``) and the file checks (``data.checks``).
+Used by the store build (``data.triplets``), the file checks (``data.checks``) and the scale
+tree generator (``data.synthetic.scale_tree``).
 """
 
 from __future__ import annotations

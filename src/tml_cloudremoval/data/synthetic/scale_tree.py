@@ -28,13 +28,11 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import multiprocessing
 import os
 import struct
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +45,7 @@ from tml_cloudremoval.atomic import atomic_folder, remove_stale_temporaries
 from tml_cloudremoval.bands import OPTICAL_RESOLUTION_M, S1_BAND_NAMES, S2_BAND_NAMES
 from tml_cloudremoval.data.errors import DataError
 from tml_cloudremoval.data.layout import MODALITIES, official_relpaths
+from tml_cloudremoval.data.workers import ordered_in_processes
 from tml_cloudremoval.raster import geotiff_profile
 
 __all__ = [
@@ -242,18 +241,15 @@ def make_scale_tree(
     jobs = [(str(root), rs, scene, n, stride_px, seed) for rs, scene, n in plan]
     if workers == 1:
         results = (_write_scene(*job) for job in jobs)
-        pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(_write_scene, *zip(*jobs, strict=True))
+        results = ordered_in_processes(_write_scene, jobs, workers, in_flight=2 * workers)
     try:
         for (_, _, _, n, _, _), (w, s) in zip(jobs, results, strict=True):
             written, skipped = written + w, skipped + s
             bar.update(n)
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        results.close()
     seconds = time.perf_counter() - start
     n_bytes = sum(
         e.stat().st_blocks * 512 for d in root.glob("*/*") for e in os.scandir(d) if e.is_file()
