@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from tml_cloudremoval.training.backend import tensorboard_available
+from tml_cloudremoval.training.backend import compute_dtype, tensorboard_available
 from tml_cloudremoval.training.strategy import (
     chief_by_tf_config,
-    compute_dtype,
     is_chief,
     make_strategy,
 )

@@ -13,10 +13,10 @@ losses, metrics and trainer are ``keras.ops`` and run on every backend; what dif
 - ``training.xla``: on TensorFlow ``jit_compile`` (XLA) or graph mode; on JAX the steps are
   always ``jax.jit``-compiled (XLA is JAX's own compiler: un-jitted JAX runs op by op, a
   debugging mode), so the key has no effect there; on PyTorch it is ``torch.compile``.
-- ``training.mixed_precision``: on TensorFlow ``training.strategy.compute_dtype``; elsewhere
-  the same rule (``config.PRECISION_POLICIES``, only when the backend sees a GPU).
+- ``training.mixed_precision``: :func:`compute_dtype`, one rule on every backend
+  (``config.PRECISION_POLICIES``, only when the backend sees a GPU).
 
-TensorFlow is imported only on the TensorFlow backend (through ``training.strategy``).
+TensorFlow is imported only on the TensorFlow backend (``training.strategy``, :func:`gpu_visible`).
 """
 
 from __future__ import annotations
@@ -127,8 +127,13 @@ def chief_by_tf_config(distribution: str) -> bool:
 
 
 def gpu_visible() -> bool:
-    """Whether the backend sees a GPU (JAX: a non-CPU default device; PyTorch: CUDA)."""
+    """Whether the backend sees a GPU (TensorFlow: a physical GPU; JAX: a non-CPU default
+    device; PyTorch: CUDA)."""
     name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
     if name == "jax":
         import jax
 
@@ -140,20 +145,22 @@ def gpu_visible() -> bool:
     return False
 
 
-def compute_dtype(mixed_precision: bool | str) -> str | None:
+def compute_dtype(mixed_precision: bool | str, gpu: bool | None = None) -> str | None:
     """Layer dtype policy of ``training.mixed_precision`` (``config.PRECISION_POLICIES``) when
-    the backend sees a GPU, else None (float32): TensorFlow asks ``training.strategy``, the
-    other backends the same rule with :func:`gpu_visible`."""
-    if on_tensorflow():
-        from tml_cloudremoval.training import strategy
-
-        return strategy.compute_dtype(mixed_precision)
+    a GPU is visible (``gpu``: None = ask the backend, :func:`gpu_visible`), else None
+    (float32): on a CPU 16-bit convolutions are slower, not faster. Only ``mixed_float16``
+    needs a ``LossScaleOptimizer`` (bfloat16 has float32's exponent range)."""
     if mixed_precision is False:
         return None
-    policy = PRECISION_POLICIES[mixed_precision]
-    if gpu_visible():
-        return policy
-    log.info("mixed_precision %s requested but no GPU is visible: float32", mixed_precision)
+    if mixed_precision not in PRECISION_POLICIES:
+        raise ValueError(
+            f"mixed_precision must be false, true, float16 or bfloat16, got {mixed_precision!r}"
+        )
+    if gpu if gpu is not None else gpu_visible():
+        return PRECISION_POLICIES[mixed_precision]
+    log.info(
+        "mixed_precision %s requested but no GPU is visible: training in float32", mixed_precision
+    )
     return None
 
 

@@ -76,7 +76,7 @@ class TrainingConfig:
     """``training:`` parameters (documented in conf/base/parameters_training.yml).
 
     ``mixed_precision``: False, True (= ``"float16"``), ``"float16"`` or ``"bfloat16"``
-    (:data:`MixedPrecision`; applied on a GPU only, ``training.strategy.compute_dtype``).
+    (:data:`MixedPrecision`; applied on a GPU only, ``training.backend.compute_dtype``).
 
     Crop sizes are in 10 m pixels and multiples of ``SAR_FACTOR`` (4) so that a crop starts
     and ends on the 40 m SAR grid; ``batch_size`` is the global batch over all replicas.

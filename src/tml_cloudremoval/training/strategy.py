@@ -1,4 +1,4 @@
-"""Distribution strategy and numeric precision of a training run.
+"""Distribution strategy of a training run (TensorFlow's ``tf.distribute``).
 
 ``training.distribution``
     ``none``: the default strategy (one device). ``mirrored``: one process, all local GPUs (or,
@@ -8,9 +8,8 @@
     of the replica count; an epoch's last partial batch is rounded down to a multiple of it (at
     most replicas - 1 samples sit out an epoch) so no replica gets an empty slice.
 
-``training.mixed_precision``
-    ``float16`` (or ``true``) -> ``mixed_float16`` with loss scaling, ``bfloat16`` ->
-    ``mixed_bfloat16``; used only when a GPU is visible (the output layer stays float32).
+``training.mixed_precision``: ``training.backend.compute_dtype`` (the same rule on every
+backend).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import typing
 
 import tensorflow as tf
 
-from tml_cloudremoval.training.config import PRECISION_POLICIES, Distribution
+from tml_cloudremoval.training.config import Distribution
 
 log = logging.getLogger(__name__)
 
@@ -92,22 +91,3 @@ def chief_by_tf_config(distribution: str) -> bool:
         and int(task.get("index", 0)) == 0
         and ("chief" not in cluster)
     )
-
-
-def compute_dtype(mixed_precision: bool | str, gpu: bool | None = None) -> str | None:
-    """Layer dtype policy of ``training.mixed_precision`` (``config.PRECISION_POLICIES``) when
-    a GPU is visible (``gpu``: None = ask TensorFlow), else None (float32): on a CPU 16-bit
-    convolutions are slower, not faster. Only ``mixed_float16`` needs a ``LossScaleOptimizer``
-    (bfloat16 has float32's exponent range)."""
-    if mixed_precision is False:
-        return None
-    if mixed_precision not in PRECISION_POLICIES:
-        raise ValueError(
-            f"mixed_precision must be false, true, float16 or bfloat16, got {mixed_precision!r}"
-        )
-    if gpu if gpu is not None else tf.config.list_physical_devices("GPU"):
-        return PRECISION_POLICIES[mixed_precision]
-    log.info(
-        "mixed_precision %s requested but no GPU is visible: training in float32", mixed_precision
-    )
-    return None
