@@ -21,9 +21,14 @@ def base_entry(name: str) -> dict:
     raise KeyError(name)
 
 
+def _moved(entry: dict, path: Path) -> dict:
+    """``entry`` with its file or folder (a ``PartitionedDataset``'s ``path``) at ``path``."""
+    return {**entry, ("path" if "path" in entry else "filepath"): str(path)}
+
+
 def conf_env(tmp_path: Path, **filepaths: Path) -> Path:
     """``tmp_path/conf``: conf/ with an env :data:`ENV` whose catalog.yml puts the model (one
-    empty saved version, :data:`SAVED_VERSION`), the inference plan (``tmp_path/plan.json``) and
+    empty saved version, :data:`SAVED_VERSION`), the inference plans (``tmp_path/plans``) and
     the entries in ``filepaths`` elsewhere, as a user's conf/local/catalog.yml would."""
     conf = tmp_path / "conf"
     if not conf.exists():
@@ -32,7 +37,7 @@ def conf_env(tmp_path: Path, **filepaths: Path) -> Path:
     model = tmp_path / "models" / "dsen2cr.keras"
     (model / SAVED_VERSION).mkdir(parents=True, exist_ok=True)
     (model / SAVED_VERSION / "dsen2cr.keras").write_bytes(b"")
-    moved = {"dsen2cr_model": model, "inference_plan": tmp_path / "plan.json", **filepaths}
-    catalog = {name: {**base_entry(name), "filepath": str(p)} for name, p in moved.items()}
+    moved = {"dsen2cr_model": model, "inference_plan": tmp_path / "plans", **filepaths}
+    catalog = {name: _moved(base_entry(name), p) for name, p in moved.items()}
     (conf / ENV / "catalog.yml").write_text(yaml.safe_dump(catalog))
     return conf

@@ -10,6 +10,7 @@ import rasterio
 import yaml
 from affine import Affine
 from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 from rasterio.crs import CRS
 
@@ -61,14 +62,28 @@ def catalog_config(out: Path) -> dict:
 CONTRACT = ModelContract(sar=SarNormalisation(method="mean"), cloud_threshold=0.2)
 
 
-def run(model, params: dict, out: Path, config: dict | None = None) -> DataCatalog:
-    """Run the pipeline on ``model`` (a Keras model, or a loaded TrainedModel)."""
-    catalog = DataCatalog.from_config(config or catalog_config(out))
+def run(
+    model,
+    params: dict,
+    out: Path,
+    config: dict | None = None,
+    pipeline: Pipeline | None = None,
+    catalog: DataCatalog | None = None,
+) -> DataCatalog:
+    """Run the pipeline (or ``pipeline``, a part of it) on ``model`` (a Keras model, or a loaded
+    TrainedModel); ``catalog``: one from an earlier call, to go on with its datasets."""
+    catalog = catalog or DataCatalog.from_config(config or catalog_config(out))
     trained = model if isinstance(model, TrainedModel) else TrainedModel(model, CONTRACT)
     catalog["dsen2cr_model"] = MemoryDataset(trained, copy_mode="assign")
     catalog["params:inference"] = MemoryDataset(params)
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(pipeline or create_pipeline(), catalog)
     return catalog
+
+
+def shard_output(catalog: DataCatalog, name: str, shard: str = "all") -> dict:
+    """The part ``shard`` (a ``shards.shard_label``) of a per-shard output: ``inference_plan``,
+    ``inference_report``."""
+    return catalog.load(name)[shard]()
 
 
 def base_params(**changes) -> dict:

@@ -14,8 +14,10 @@ from support.inference_run import (
     TRANSFORM,
     base_params,
     corrupt_first_block,
+    create_pipeline,
     make_pair,
     run,
+    shard_output,
     write_tif,
 )
 
@@ -61,7 +63,7 @@ def test_shards_split_the_folder_and_each_writes_its_summary(model, tmp_path):
     for i in range(2):
         catalog = run(model, base_params(scenes_dir=str(folder), shard=f"{i}/2"), tmp_path)
         summaries = catalog.load("inference_runs")  # {name: loader}: lazy partitions
-        summary = summaries[f"shard-{i}-of-2_{_last_run(catalog)}"]()
+        summary = summaries[f"shard-{i}-of-2_{_last_run(catalog, f'shard-{i}-of-2')}"]()
         assert summary["shard"] == f"{i}/2" and summary["counts"]["failed"] == 0
         done.append(_ids(summary["done"]))
     assert sorted(done[0] + done[1]) == ["a", "b", "c", "d", "e"]  # complete and disjoint
@@ -69,6 +71,35 @@ def test_shards_split_the_folder_and_each_writes_its_summary(model, tmp_path):
     names = sorted(p.name for p in (tmp_path / RUNS).iterdir())
     assert len(names) == 2 and names[0].startswith("shard-0-of-2_")
     assert names[1].startswith("shard-1-of-2_")
+
+
+def test_a_shard_planned_while_another_runs_still_cleans_its_own_scenes(model, tmp_path):
+    """The tasks of an array share the project folder: shard 1 plans and runs between shard 0's
+    plan and the rest of shard 0's run, which still cleans its own scenes (a plan per shard)."""
+    folder = _scenes(tmp_path, ids=("a", "b", "c", "d"))  # round robin: a, c | b, d
+    params = {i: base_params(scenes_dir=str(folder), shard=f"{i}/2") for i in range(2)}
+    whole = create_pipeline()
+    catalog = run(model, params[0], tmp_path, pipeline=whole.filter(node_names=["plan_inference"]))
+    run(model, params[1], tmp_path)
+    run(model, params[0], tmp_path, catalog=catalog, pipeline=whole.from_nodes("make_cloud_masks"))
+    plans = catalog.load("inference_plan")
+    assert sorted(plans) == ["shard-0-of-2", "shard-1-of-2"]
+    assert [s["scene_id"] for s in plans["shard-0-of-2"]()["scenes"]] == ["a", "c"]
+    by_shard = {s["shard"]: _ids(s["done"]) for s in _summaries(tmp_path)}
+    assert by_shard == {"0/2": ["a", "c"], "1/2": ["b", "d"]}
+    reports = catalog.load("inference_report")
+    assert {k: _ids(r()["scenes"]) for k, r in reports.items()} == {
+        "shard-0-of-2": ["a", "c"], "shard-1-of-2": ["b", "d"]
+    }  # fmt: skip
+
+
+def test_a_node_of_a_shard_that_was_not_planned_is_refused_naming_it(model, tmp_path):
+    folder = _scenes(tmp_path, ids=("a", "b"))
+    run(model, base_params(scenes_dir=str(folder), shard="0/2"), tmp_path)
+    later = create_pipeline().from_nodes("make_cloud_masks")
+    with pytest.raises(Exception, match=r"inference.shard '1/2': no inference plan shard-1-of-2 "
+                       r"\(planned: shard-0-of-2\); run the plan_inference node"):  # fmt: skip
+        run(model, base_params(scenes_dir=str(folder), shard="1/2"), tmp_path, pipeline=later)
 
 
 def test_a_second_run_skips_every_scene_without_a_model_pass_or_a_mask(
@@ -97,15 +128,16 @@ def test_a_second_run_skips_every_scene_without_a_model_pass_or_a_mask(
     assert calls == [] and detected == []
     (summary,) = [s for s in _summaries(tmp_path) if s["run_id"] == _last_run(catalog)]
     assert summary["counts"] == {"done": 0, "skipped": 3, "failed": 0}
-    assert catalog.load("inference_report")["total"]["scenes"] == 3  # the products are there
+    # the products are there
+    assert shard_output(catalog, "inference_report")["total"]["scenes"] == 3
     # another setting: every scene again, masks kept (they do not depend on it)
     catalog = run(model, {**params, "feather_px": 2}, tmp_path)
     (summary,) = [s for s in _summaries(tmp_path) if s["run_id"] == _last_run(catalog)]
     assert summary["counts"]["done"] == 3 and calls and detected == []
 
 
-def _last_run(catalog) -> str:
-    return catalog.load("inference_plan")["run_id"]
+def _last_run(catalog, shard: str = "all") -> str:
+    return shard_output(catalog, "inference_plan", shard)["run_id"]
 
 
 def _corrupt(folder: Path) -> Path:
@@ -126,7 +158,7 @@ def test_a_corrupt_scene_among_three_is_reported_and_the_others_go_on(model, tmp
     assert str(bad) in failed["fault"] and failed["s2_path"] == str(bad)
     assert sorted(catalog.load("cloudfree_scenes")) == ["a", "c"]
     assert sorted(catalog.load("scene_quicklooks")) == ["a", "c"]
-    assert catalog.load("inference_plan")["failed"][0]["scene_id"] == "b"
+    assert shard_output(catalog, "inference_plan")["failed"][0]["scene_id"] == "b"
 
 
 def test_with_on_bad_scene_error_the_corrupt_scene_stops_the_run_first(

@@ -22,6 +22,7 @@ from support.inference_run import (
     catalog_config,
     make_pair,
     run,
+    shard_output,
     write_tif,
 )
 
@@ -65,7 +66,7 @@ def test_single_scene(model, tmp_path):
     folder.mkdir(parents=True)
     s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
     catalog = run(model, base_params(s2_path=str(s2), s1_path=str(s1)), tmp_path)
-    report = catalog.load("inference_report")
+    report = shard_output(catalog, "inference_report")
     assert report["total"]["scenes"] == 1 and report["total"]["mpx_per_s"] > 0
     product = tmp_path / "data/07_model_output/cloudfree/tml_scene_cloudfree.tif"
     assert report["scenes"][0]["scene_id"] == "tml_scene"
@@ -79,7 +80,7 @@ def test_single_scene(model, tmp_path):
     assert out.shape == (64, 72, 10) and (out[:5] == 0).all() and (out[5:] > 0).all()
     quicklooks = catalog.load("scene_quicklooks")
     assert list(quicklooks) == ["tml_scene"] and quicklooks["tml_scene"]().ndim == 3
-    saved = json.loads((tmp_path / "data/07_model_output/inference_report.json").read_text())
+    saved = json.loads((tmp_path / "data/07_model_output/inference_reports/all.json").read_text())
     assert saved == report
 
 
@@ -89,7 +90,7 @@ def test_folder_of_scenes(model, tmp_path):
     make_pair(scenes, "a_s2_cloudy.tif", "a_s1.tif", seed=1)
     make_pair(scenes, "b_s2_cloudy.tif", "b_s1.tif", seed=2)
     catalog = run(model, base_params(scenes_dir=str(scenes)), tmp_path)
-    assert [s["scene_id"] for s in catalog.load("inference_plan")["scenes"]] == ["a", "b"]
+    assert [s["scene_id"] for s in shard_output(catalog, "inference_plan")["scenes"]] == ["a", "b"]
     assert _products(tmp_path / "data/07_model_output/cloudfree") == [
         "a_cloudfree.tif",
         "b_cloudfree.tif",
@@ -98,7 +99,7 @@ def test_folder_of_scenes(model, tmp_path):
         "a_quicklook.png",
         "b_quicklook.png",
     ]
-    assert catalog.load("inference_report")["total"]["scenes"] == 2
+    assert shard_output(catalog, "inference_report")["total"]["scenes"] == 2
 
 
 def _products(folder: Path) -> list[str]:
@@ -213,7 +214,7 @@ def test_native_layout_through_the_pipeline(model, tmp_path):
     with rasterio.open(path.with_name("tml_scene_cloudfree_20m.tif")) as ds:
         assert ds.shape == (32, 36) and ds.transform == TRANSFORM @ Affine.scale(2)
     assert catalog.load("scene_quicklooks")["tml_scene"]().ndim == 3  # RGB of the 10 m file
-    assert catalog.load("inference_report")["scenes"][0]["output_layout"] == "native"
+    assert shard_output(catalog, "inference_report")["scenes"][0]["output_layout"] == "native"
 
 
 # --- uncertainty (issue 15) -------------------------------------------------------------------
@@ -224,7 +225,7 @@ def test_plain_model_writes_no_uncertainty(model, tmp_path):
     folder.mkdir(parents=True)
     s2, s1 = make_pair(folder, "s2_cloudy.tif", "s1.tif", seed=0)
     catalog = run(model, base_params(s2_path=str(s2), s1_path=str(s1)), tmp_path)
-    report = catalog.load("inference_report")
+    report = shard_output(catalog, "inference_report")
     assert report["total"]["uncertainty_rasters"] == report["total"]["epistemic_rasters"] == 0
     assert report["scenes"][0]["uncertainty_path"] is None
     assert catalog.load("uncertainty_scenes") == {} and catalog.load("epistemic_scenes") == {}
@@ -239,7 +240,7 @@ def test_aleatoric_model_writes_the_uncertainty_scene(model, tmp_path):
     aleatoric = aleatoric_twin(model, seed=4, features=8, blocks=1)
     catalog = run(aleatoric, base_params(s2_path=str(s2), s1_path=str(s1)), tmp_path)
     path = tmp_path / "data/07_model_output/uncertainty/tml_scene_uncertainty.tif"
-    report = catalog.load("inference_report")
+    report = shard_output(catalog, "inference_report")
     assert report["total"]["uncertainty_rasters"] == 1
     assert report["scenes"][0]["uncertainty_path"] == str(path)
     std = catalog.load("uncertainty_scenes")["tml_scene"]()
@@ -287,7 +288,7 @@ def test_ensemble_of_saved_versions(members, tmp_path, spec):
     ensemble = "all" if spec == "all" else versions
     params = base_params(s2_path=str(s2), s1_path=str(s1), ensemble=ensemble)
     catalog = run(loaded, params, tmp_path)
-    facts = catalog.load("inference_report")["scenes"][0]
+    facts = shard_output(catalog, "inference_report")["scenes"][0]
     assert facts["ensemble"] == versions and facts["uncertainty_path"] is None
     spread = catalog.load("epistemic_scenes")["tml_scene"]()
     # independent: each member on the whole scene, then numpy over the members

@@ -5,6 +5,8 @@ Many scenes on many machines (issue 14, item 5): the plan holds the scenes of th
 ``inference.shard`` that passed the checks (``scenes``) and those that did not (``failed``,
 ``on_bad_scene: skip``), and the run's id; the lazy products skip scenes whose complete output
 is there (``inference.resume``) and record a failed pass; the last node writes the run summary.
+The plan and the report are saved per shard ({shard label: ...}, ``shards.shard_label``), so the
+tasks of an array sharing one project folder never read each other's plan.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from tml_cloudremoval.config import ConfigError
 from tml_cloudremoval.datasets.model_dataset import load_model_version
 from tml_cloudremoval.inference import ensemble, inputs, masks, quicklook, report, resume
 from tml_cloudremoval.inference.config import InferenceConfig, inference_config
@@ -29,12 +32,13 @@ from tml_cloudremoval.models.contract import TrainedModel, settle_inference
 logger = logging.getLogger(__name__)
 
 
-def plan_inference(params: dict[str, Any]) -> dict[str, Any]:
+def plan_inference(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Validate the parameters (before any file is read), list the scenes of the run's shard
     and check them (headers only). ``on_bad_scene: error``: ``ConfigError`` naming the key, or
     one ``SceneError`` listing every faulty file; ``skip``: the faulty scenes go to the plan's
-    ``failed``. Returns the plan (persisted as JSON; ``inputs.scene_plan`` plus ``run_id``,
-    ``shard``, ``listing`` (digest of the scene ids listed) and ``failed``)."""
+    ``failed``. Returns {shard label: plan} (persisted as JSON, one file per shard;
+    ``inputs.scene_plan`` plus ``run_id``, ``shard``, ``listing`` (digest of the scene ids
+    listed) and ``failed``)."""
     config = inference_config(params)
     scenes, unpaired, listing = inputs.shard_scenes(config)
     checked, bad = inputs.checked_scenes(scenes, config)
@@ -50,7 +54,23 @@ def plan_inference(params: dict[str, Any]) -> dict[str, Any]:
         len(checked),
         len(failed),
     )
-    return plan
+    return {shard_label(config.shard): plan}
+
+
+def shard_plan(plans: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The plan of this run's shard among the saved plans {shard label: plan or its loader}
+    (a ``PartitionedDataset`` loads lazily); ``ConfigError`` where ``plan_inference`` has not
+    planned that shard."""
+    config = inference_config(params)
+    label = shard_label(config.shard)
+    if label not in plans:
+        planned = ", ".join(sorted(plans)) or "none"
+        raise ConfigError(
+            f"inference.shard {config.shard!r}: no inference plan {label} (planned: {planned});"
+            " run the plan_inference node of this shard first"
+        )
+    plan = plans[label]
+    return plan() if callable(plan) else plan
 
 
 def _settled(model: TrainedModel, params: dict[str, Any]) -> tuple[InferenceConfig, Any]:
@@ -62,15 +82,17 @@ def _settled(model: TrainedModel, params: dict[str, Any]) -> tuple[InferenceConf
 
 
 def predict_cloudfree_scenes(
-    model: TrainedModel, plan: dict[str, Any], cloud_masks: dict[str, Any], params: dict[str, Any]
+    model: TrainedModel, plans: dict[str, Any], cloud_masks: dict[str, Any], params: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, SceneProduct], dict[str, SceneProduct]]:
-    """Lazy products of every scene of the plan: (cloud-free, aleatoric uncertainty, epistemic
-    spread), {scene_id: product} each (the last two empty unless the model is aleatoric / an
-    ensemble); one pass per scene writes them as the datasets save them (``scene_run``).
+    """Lazy products of every scene of the shard's plan: (cloud-free, aleatoric uncertainty,
+    epistemic spread), {scene_id: product} each (the last two empty unless the model is
+    aleatoric / an ensemble); one pass per scene writes them as the datasets save them
+    (``scene_run``).
     Inputs are checked again first (``skip``: a scene now faulty, or whose mask failed, gets
     a failure record instead), the parameters settled against the (first member's) contract.
     ``fill: clouds`` takes each scene's mask from ``cloud_masks`` (this run's)."""
     config, members = _settled(model, params)
+    plan = shard_plan(plans, params)
     run_id = plan.get("run_id")
     checked, bad = inputs.checked_scenes(inputs.scenes_from_plan(plan), config)
     mask_failures = _failures(cloud_masks) if config.fill == "clouds" else {}
@@ -106,11 +128,11 @@ def _mask_source(pair: Any, config: Any) -> str | None:
     return masks.mask_source(pair.optical, config.mask_path)
 
 
-def make_cloud_masks(plan: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Lazy cloud/shadow masks {scene_id: mask} of the scenes that have a mask source
+def make_cloud_masks(plans: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Lazy cloud/shadow masks {scene_id: mask} of the shard's scenes that have a mask source
     (detector on 13 bands, else ``inference.mask_path``); the others are logged and skipped.
     A mask file made with the same inputs and options is not made again (``resume``)."""
-    config = inference_config(params)
+    config, plan = inference_config(params), shard_plan(plans, params)
     products = {}
     for scene, pair in inputs.checked_scenes(inputs.scenes_from_plan(plan), config)[0]:
         if _mask_source(pair, config) is None:
@@ -150,13 +172,13 @@ def make_scene_quicklooks(
     cloudfree_scenes: dict[str, Any],
     uncertainty_scenes: dict[str, Any],
     epistemic_scenes: dict[str, Any],
-    plan: dict[str, Any],
+    plans: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, quicklook.Quicklook]:
     """Lazy quicklooks of the cloud-free scenes this run cleaned (skipped scenes keep theirs):
     before/after, and the uncertainty rasters the run wrote for each (its run facts say
     which)."""
-    config = inference_config(params)
+    config, plan = inference_config(params), shard_plan(plans, params)
     afters = _done(plan, cloudfree_scenes)
     scenes = [s for s in inputs.scenes_from_plan(plan) if s.scene_id in afters]
     befores = {s.scene_id: s.s2_path for s in scenes}
@@ -173,11 +195,13 @@ def make_scene_quicklooks(
 
 
 def report_inference(
-    cloudfree_scenes: dict[str, Any], plan: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The inference report (the run facts stored in the cloud-free scenes of the plan that are
-    there: done or skipped), and the run summary {"<shard label>_<run id>": summary}
-    (``report.run_summary``: done, skipped and failed scenes, faults, seconds)."""
+    cloudfree_scenes: dict[str, Any], plans: dict[str, Any], params: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The inference report {shard label: report} (the run facts stored in the cloud-free
+    scenes of the shard's plan that are there: done or skipped), and the run summary
+    {"<shard label>_<run id>": summary} (``report.run_summary``: done, skipped and failed
+    scenes, faults, seconds)."""
+    plan = shard_plan(plans, params)
     summary = report.run_summary(plan, _paths(cloudfree_scenes), _failures(cloudfree_scenes))
     present = {s["scene_id"]: s["output_path"] for s in summary["done"] + summary["skipped"]}
     scenes = [s for s in inputs.scenes_from_plan(plan) if s.scene_id in present]
@@ -201,5 +225,5 @@ def report_inference(
         counts["failed"],
         "".join(f"\n  {f['scene_id']}: {f['fault']}" for f in summary["failed"]),
     )
-    name = f"{shard_label(summary['shard'])}_{summary['run_id']}"
-    return inference_report, {name: summary}
+    label = shard_label(summary["shard"])
+    return {label: inference_report}, {f"{label}_{summary['run_id']}": summary}

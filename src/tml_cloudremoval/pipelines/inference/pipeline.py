@@ -4,7 +4,7 @@ Lineage: params:inference -> inference_plan -> cloud_masks; dsen2cr_model + infe
 cloud_masks -> cloudfree_scenes, uncertainty_scenes, epistemic_scenes (one pass per scene; the
 last two only for an aleatoric model / an ensemble) -> scene_quicklooks; cloudfree_scenes ->
 inference_report and inference_runs (the run summary of the run's shard). Every output is a
-catalog dataset (conf/base/catalog_inference.yml).
+catalog dataset (conf/base/catalog_inference.yml); the plan and the report are saved per shard.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 report_inference,
-                inputs=["cloudfree_scenes", "inference_plan"],
+                inputs=["cloudfree_scenes", "inference_plan", "params:inference"],
                 outputs=["inference_report", "inference_runs"],
                 name="report_inference",
             ),
