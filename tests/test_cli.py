@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from kedro.framework.cli.project import run as kedro_run
-from kedro.io import DatasetError
+from kedro.io import DataCatalog, DatasetError
 from support.conf_env import ENV, SAVED_VERSION, conf_env
 from support.kedro_cli import kedro_run as _kedro_run
 
@@ -68,7 +68,41 @@ def test_a_missing_model_version_is_refused_before_anything_is_written(tmp_path)
         "dsen2cr_model:2099-01-01T00.00.00.000Z: no such version in "
         f"{tmp_path / 'models' / 'dsen2cr.keras'} (saved versions: {SAVED_VERSION})",
     )
-    assert not (tmp_path / "plan.json").exists()
+    assert not (tmp_path / "plans").exists()
+
+
+def test_a_node_whose_input_was_never_written_names_the_dataset_and_its_path(tmp_path):
+    conf = conf_env(tmp_path)  # inference_plan moved to tmp_path/plans, not written yet
+    code, output = _kedro_run(
+        "--pipelines=inference", f"--conf-source={conf}", f"--env={ENV}",
+        "--from-nodes=make_cloud_masks",
+    )  # fmt: skip
+    _assert_ends_with_message(
+        code,
+        output,
+        f"inference_plan: {tmp_path / 'plans'} does not exist (nothing saved there yet): run the "
+        "nodes that write it first, or fix its path in the catalog",
+    )
+
+
+def test_missing_dataset_knows_an_absent_file_or_folder_and_nothing_else(tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    catalog = DataCatalog.from_config({
+        "report": {"type": "json.JSONDataset", "filepath": str(tmp_path / "none.json")},
+        "runs": {"type": "partitions.PartitionedDataset", "path": str(tmp_path / "runs"),
+                 "dataset": "json.JSONDataset"},
+        "corrupt": {"type": "json.JSONDataset", "filepath": str(bad_json)},
+    })  # fmt: skip
+    hint = "does not exist (nothing saved there yet): run the nodes that write it first"
+    for name, path in (("report", tmp_path / "none.json"), ("runs", tmp_path / "runs")):
+        with pytest.raises(DatasetError) as failure:
+            catalog.load(name)
+        assert cli.missing_dataset(failure.value).startswith(f"{name}: {path} {hint}")
+    with pytest.raises(DatasetError) as failure:
+        catalog.load("corrupt")
+    assert cli.missing_dataset(failure.value) is None  # there but unreadable: another fault
+    assert cli.missing_dataset(FileNotFoundError(2, "No such file", "a.tif")) is None
 
 
 def test_the_project_run_has_every_option_of_kedro_s_run():
