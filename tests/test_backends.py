@@ -43,6 +43,16 @@ def _env(backend: str) -> dict[str, str]:
     return env
 
 
+def _on_jax(*args: str) -> subprocess.CompletedProcess:
+    """``python ARGS`` under ``KERAS_BACKEND=jax``; asserts exit 0, showing stderr's tail."""
+    proc = subprocess.run(
+        [sys.executable, *args], env=_env("jax"), capture_output=True, check=False, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory) -> tuple[dict, dict, Path]:
     """(TensorFlow results, JAX results, work folder) of ``backend_run`` on the same inputs."""
@@ -66,15 +76,7 @@ def compared(tmp_path_factory) -> tuple[dict, dict, Path]:
     synthetic_patch_store(work / "store", n=5, size=32, seed=4)
     script = TESTS / "support" / "backend_run.py"
     jax_out = work / "jax.npz"
-    proc = subprocess.run(
-        [sys.executable, str(script), str(work), str(jax_out)],
-        env=_env("jax"),
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _on_jax(str(script), str(work), str(jax_out))
     jax = dict(np.load(jax_out))
     assert str(jax.pop("backend")) == "jax"
     tf = backend_run.run(work)
@@ -149,15 +151,7 @@ print(keras.backend.backend(), s["n_train"], s["steps_per_epoch"], len(s["histor
 def test_the_package_trains_on_jax_without_tensorflow(tmp_path) -> None:
     """``training.loop.train`` end to end (PyDataset input, checkpoints, final model) on JAX
     with every TensorFlow import made to fail."""
-    proc = subprocess.run(
-        [sys.executable, "-c", TRAIN_WITHOUT_TF, str(tmp_path)],
-        env=_env("jax"),
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _on_jax("-c", TRAIN_WITHOUT_TF, str(tmp_path))
     assert proc.stdout.split()[-6:] == ["jax", "4", "2", "2", "jax", "False"]
     assert (tmp_path / "run" / "FINISHED.json").is_file()
 
@@ -168,8 +162,6 @@ def test_distribution_needs_tensorflow_backend(tmp_path) -> None:
         "try:\n    check_backend('mirrored', 'auto')\n"
         "except Exception as e:\n    print(type(e).__name__, e)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=_env("jax"), capture_output=True, text=True, check=True
-    )
+    proc = _on_jax("-c", code)
     assert proc.stdout.startswith("ConfigError training.distribution: 'mirrored'")
     assert "only on the TensorFlow backend" in proc.stdout
