@@ -57,16 +57,15 @@ def plan_inference(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {shard_label(config.shard): plan}
 
 
-def shard_plan(plans: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The plan of this run's shard among the saved plans {shard label: plan or its loader}
-    (a ``PartitionedDataset`` loads lazily); ``ConfigError`` where ``plan_inference`` has not
-    planned that shard."""
-    config = inference_config(params)
-    label = shard_label(config.shard)
+def shard_plan(plans: dict[str, Any], shard: str | None) -> dict[str, Any]:
+    """The plan of shard ``shard`` (the validated ``inference.shard``) among the saved plans
+    {shard label: plan or its loader} (a ``PartitionedDataset`` loads lazily); ``ConfigError``
+    where ``plan_inference`` has not planned that shard."""
+    label = shard_label(shard)
     if label not in plans:
         planned = ", ".join(sorted(plans)) or "none"
         raise ConfigError(
-            f"inference.shard {config.shard!r}: no inference plan {label} (planned: {planned});"
+            f"inference.shard {shard!r}: no inference plan {label} (planned: {planned});"
             " run the plan_inference node of this shard first"
         )
     plan = plans[label]
@@ -92,7 +91,7 @@ def predict_cloudfree_scenes(
     a failure record instead), the parameters settled against the (first member's) contract.
     ``fill: clouds`` takes each scene's mask from ``cloud_masks`` (this run's)."""
     config, members = _settled(model, params)
-    plan = shard_plan(plans, params)
+    plan = shard_plan(plans, config.shard)
     run_id = plan.get("run_id")
     checked, bad = inputs.checked_scenes(inputs.scenes_from_plan(plan), config)
     mask_failures = _failures(cloud_masks) if config.fill == "clouds" else {}
@@ -132,7 +131,8 @@ def make_cloud_masks(plans: dict[str, Any], params: dict[str, Any]) -> dict[str,
     """Lazy cloud/shadow masks {scene_id: mask} of the shard's scenes that have a mask source
     (detector on 13 bands, else ``inference.mask_path``); the others are logged and skipped.
     A mask file made with the same inputs and options is not made again (``resume``)."""
-    config, plan = inference_config(params), shard_plan(plans, params)
+    config = inference_config(params)
+    plan = shard_plan(plans, config.shard)
     products = {}
     for scene, pair in inputs.checked_scenes(inputs.scenes_from_plan(plan), config)[0]:
         if _mask_source(pair, config) is None:
@@ -178,7 +178,8 @@ def make_scene_quicklooks(
     """Lazy quicklooks of the cloud-free scenes this run cleaned (skipped scenes keep theirs):
     before/after, and the uncertainty rasters the run wrote for each (its run facts say
     which)."""
-    config, plan = inference_config(params), shard_plan(plans, params)
+    config = inference_config(params)
+    plan = shard_plan(plans, config.shard)
     afters = _done(plan, cloudfree_scenes)
     scenes = [s for s in inputs.scenes_from_plan(plan) if s.scene_id in afters]
     befores = {s.scene_id: s.s2_path for s in scenes}
@@ -201,7 +202,7 @@ def report_inference(
     scenes of the shard's plan that are there: done or skipped), and the run summary
     {"<shard label>_<run id>": summary} (``report.run_summary``: done, skipped and failed
     scenes, faults, seconds)."""
-    plan = shard_plan(plans, params)
+    plan = shard_plan(plans, inference_config(params).shard)
     summary = report.run_summary(plan, _paths(cloudfree_scenes), _failures(cloudfree_scenes))
     present = {s["scene_id"]: s["output_path"] for s in summary["done"] + summary["skipped"]}
     scenes = [s for s in inputs.scenes_from_plan(plan) if s.scene_id in present]
