@@ -31,8 +31,9 @@ run: sample-data ## the default pipeline end to end on the sample data (demo set
 ablation: sample-data ## every variant of conf/base/parameters_ablation.yml trained and compared (demo settings)
 	$(BIN)/kedro run --env $(KEDRO_ENV) --pipelines data_processing,ablation
 
-# Test processes (pytest-xdist): one per usable core, at most 8 (each imports TensorFlow, about
-# 1 GB); most tests use one core, so 2 on CI's 2 cores halve the time. TEST_WORKERS=0: one process.
+# Test processes (pytest-xdist): one per usable core, at most 8 (each imports TensorFlow; the
+# largest process peaked at 1.8 GB); most tests use one core, so 2 on 2 cores halve the time.
+# TEST_WORKERS=0: one process.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; \
 	print(min(8, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()))")
 
